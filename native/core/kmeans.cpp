@@ -1,0 +1,208 @@
+#include "kmeans.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "error.h"
+#include "random.h"
+#include "simd.h"
+#include "thread_pool.h"
+
+namespace quiver {
+
+std::vector<size_t> sample_indices(size_t n, size_t k, Rng& rng) {
+  std::vector<size_t> perm(n);
+  for (size_t i = 0; i < n; ++i) perm[i] = i;
+  for (size_t i = 0; i < k; ++i) std::swap(perm[i], perm[i + rng.below(n - i)]);
+  perm.resize(k);
+  std::sort(perm.begin(), perm.end());
+  return perm;
+}
+
+CentroidTable::CentroidTable(size_t k, size_t d, const float* centroids)
+    : k_(k), d_(d), ldc_((k + 15) & ~size_t(15)), transposed_(d * ldc_, 0.0f), norms_(k) {
+  for (size_t j = 0; j < k; ++j) {
+    const float* c = centroids + j * d;
+    double norm = 0;
+    for (size_t i = 0; i < d; ++i) {
+      transposed_[i * ldc_ + j] = c[i];
+      norm += double(c[i]) * c[i];
+    }
+    norms_[j] = float(norm);
+  }
+}
+
+void CentroidTable::scores(const float* x, float* out) const {
+  kernels().dot_transposed(x, transposed_.data(), d_, k_, ldc_, out);
+  for (size_t j = 0; j < k_; ++j) out[j] = norms_[j] - 2 * out[j];
+}
+
+size_t CentroidTable::nearest(const float* x, float* scratch) const {
+  scores(x, scratch);
+  size_t best = 0;
+  for (size_t j = 1; j < k_; ++j)
+    if (scratch[j] < scratch[best]) best = j;
+  return best;
+}
+
+void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* centroids, int32_t* labels,
+                    float* dists, int threads) {
+  const CentroidTable table(k, d, centroids);
+  const Kernels& kern = kernels();
+  default_pool().parallel_for(
+      n, 256,
+      [&](size_t begin, size_t end) {
+        std::vector<float> scratch(k);
+        for (size_t i = begin; i < end; ++i) {
+          const float* xi = x + i * d;
+          const size_t best = table.nearest(xi, scratch.data());
+          labels[i] = int32_t(best);
+          if (dists) dists[i] = std::max(0.0f, scratch[best] + kern.dot(xi, xi, d));
+        }
+      },
+      effective_threads(threads));
+}
+
+namespace {
+
+// k-means++: each next centroid is drawn with probability proportional to its squared distance to the
+// nearest centroid chosen so far.
+std::vector<float> plus_plus_init(size_t n, size_t d, const float* x, size_t k, Rng& rng, int threads) {
+  std::vector<float> centroids(k * d);
+  std::vector<float> min_dist(n, std::numeric_limits<float>::infinity());
+  const Kernels& kern = kernels();
+  size_t chosen = rng.below(n);
+  for (size_t c = 0; c < k; ++c) {
+    std::memcpy(&centroids[c * d], x + chosen * d, d * sizeof(float));
+    if (c + 1 == k) break;
+    const float* center = &centroids[c * d];
+    default_pool().parallel_for(
+        n, 1024,
+        [&](size_t begin, size_t end) {
+          for (size_t i = begin; i < end; ++i)
+            min_dist[i] = std::min(min_dist[i], kern.l2sqr(x + i * d, center, d));
+        },
+        effective_threads(threads));
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) total += min_dist[i];
+    if (total <= 0) {
+      // Every point coincides with a centroid already: the rest are duplicates, drawn uniformly.
+      chosen = rng.below(n);
+      continue;
+    }
+    const double target = rng.uniform() * total;
+    double acc = 0;
+    chosen = n - 1;
+    for (size_t i = 0; i < n; ++i) {
+      acc += min_dist[i];
+      if (acc > target) {
+        chosen = i;
+        break;
+      }
+    }
+  }
+  return centroids;
+}
+
+// Gives every empty cluster half of a populated one (chosen with probability ∝ its size) by splitting that
+// centroid into two slightly perturbed copies, as faiss does. Returns how many clusters were repaired.
+size_t repair_empty_clusters(size_t d, size_t k, std::vector<float>& centroids,
+                             std::vector<double>& counts, Rng& rng) {
+  constexpr float kEps = 1.0f / 1024;
+  size_t repaired = 0;
+  for (size_t ci = 0; ci < k; ++ci) {
+    if (counts[ci] > 0) continue;
+    // Draw a donor with probability proportional to the points it can spare (count − 1). Since n > k and a
+    // cluster is empty, some cluster holds at least two points, so the total is positive.
+    double spare = 0;
+    for (size_t c = 0; c < k; ++c) spare += counts[c] > 1 ? counts[c] - 1 : 0;
+    QV_CHECK(spare > 0, Internal, "k-means repair found no cluster to split");
+    const double r = rng.uniform() * spare;
+    double acc = 0;
+    size_t cj = k;
+    for (size_t c = 0; c < k; ++c) {
+      if (counts[c] <= 1) continue;
+      cj = c;  // the last eligible donor also catches rounding at the top of the range
+      acc += counts[c] - 1;
+      if (acc > r) break;
+    }
+    std::memcpy(&centroids[ci * d], &centroids[cj * d], d * sizeof(float));
+    for (size_t i = 0; i < d; ++i) {
+      const float sign = (i % 2 == 0) ? 1.0f : -1.0f;
+      centroids[ci * d + i] *= 1 + sign * kEps;
+      centroids[cj * d + i] *= 1 - sign * kEps;
+    }
+    counts[ci] = counts[cj] / 2;
+    counts[cj] -= counts[ci];
+    ++repaired;
+  }
+  return repaired;
+}
+
+}  // namespace
+
+KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainContext& ctx, const char* phase,
+                    int stage, int stages) {
+  QV_CHECK(k >= 1, InvalidArgument, "k-means needs at least one centroid");
+  QV_CHECK(d >= 1, InvalidArgument, "k-means needs dimension >= 1");
+  QV_CHECK(n >= k, InvalidArgument,
+           "training needs at least " << k << " vectors for " << k << " centroids, got " << n);
+  Rng rng(ctx.seed);
+
+  // Subsample: beyond max_points_per_centroid points per centroid, more data barely moves the centroids.
+  std::vector<float> sample;
+  const size_t max_points = ctx.max_points_per_centroid > 0 ? k * ctx.max_points_per_centroid : n;
+  if (n > max_points) {
+    const std::vector<size_t> picked = sample_indices(n, max_points, rng);
+    sample.resize(max_points * d);
+    for (size_t i = 0; i < max_points; ++i)
+      std::memcpy(&sample[i * d], x + picked[i] * d, d * sizeof(float));
+    x = sample.data();
+    n = max_points;
+  }
+
+  KMeansResult result;
+  result.centroids = plus_plus_init(n, d, x, k, rng, ctx.threads);
+  if (k == n) {
+    // Every point is its own centroid: nothing to iterate.
+    result.mse = 0;
+    return result;
+  }
+
+  std::vector<int32_t> labels(n, -1), previous(n, -1);
+  std::vector<float> dists(n);
+  std::vector<double> sums(k * d), counts(k);
+  const int iterations = std::max(ctx.iterations, 1);
+  for (int it = 1; it <= iterations; ++it) {
+    assign_nearest(n, d, x, k, result.centroids.data(), labels.data(), dists.data(), ctx.threads);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) total += dists[i];
+    result.mse = total / double(n);
+    result.iterations_run = it;
+    const bool converged = labels == previous;
+    ctx.report(Progress{phase, stage, stages, it, iterations, result.mse});
+    if (converged || it == iterations) break;
+    previous = labels;
+
+    std::fill(sums.begin(), sums.end(), 0.0);
+    std::fill(counts.begin(), counts.end(), 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t c = size_t(labels[i]);
+      counts[c] += 1;
+      const float* xi = x + i * d;
+      double* s = &sums[c * d];
+      for (size_t j = 0; j < d; ++j) s[j] += xi[j];
+    }
+    for (size_t c = 0; c < k; ++c) {
+      if (counts[c] == 0) continue;
+      const double inv = 1.0 / counts[c];
+      for (size_t j = 0; j < d; ++j) result.centroids[c * d + j] = float(sums[c * d + j] * inv);
+    }
+    repair_empty_clusters(d, k, result.centroids, counts, rng);
+  }
+  return result;
+}
+
+}  // namespace quiver

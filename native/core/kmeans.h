@@ -1,0 +1,46 @@
+// Seeded k-means: k-means++ initialisation, Lloyd iterations with multithreaded assignment, repair of empty
+// clusters by splitting large ones, and subsampling of large training sets.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "train_context.h"
+
+namespace quiver {
+
+struct KMeansResult {
+  std::vector<float> centroids;  // k × d, row-major
+  double mse = 0;                // mean squared distance of the (sub)sampled training points to their centroid
+  int iterations_run = 0;
+};
+
+// Clusters x (n × d, row-major) into k groups. Requires n ≥ k (throws InvalidArgument otherwise, naming
+// the numbers). `phase`, `stage` and `stages` label the progress reports.
+KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainContext& ctx,
+                    const char* phase = "kmeans", int stage = 0, int stages = 1);
+
+// Nearest centroid of each row of x: labels[i] ∈ [0, k) and, if dists is not null, the squared L2 distance.
+// centroids: k × d row-major. Ties go to the lower centroid index.
+void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* centroids, int32_t* labels,
+                    float* dists, int threads);
+
+// Precomputed form of a centroid table for repeated nearest-centroid queries (layout for dot_transposed).
+class CentroidTable {
+ public:
+  CentroidTable(size_t k, size_t d, const float* centroids);
+  size_t k() const { return k_; }
+  size_t d() const { return d_; }
+  // Writes ‖x − c_j‖² − ‖x‖² for every centroid j into scratch (k floats); returns the index of the smallest.
+  size_t nearest(const float* x, float* scratch) const;
+  // Same scores for every centroid without the argmin (for beam search and top-k probes).
+  void scores(const float* x, float* out) const;
+
+ private:
+  size_t k_, d_, ldc_;
+  std::vector<float> transposed_;  // d rows × ldc_ floats
+  std::vector<float> norms_;       // ‖c_j‖²
+};
+
+}  // namespace quiver

@@ -1,0 +1,51 @@
+// Runtime-dispatched numeric kernels. Every kernel has a portable scalar reference; x86-64 builds add AVX2+FMA
+// and AVX-512 variants compiled with function-level target attributes (so one binary, built without -march,
+// runs everywhere and picks the best level the CPU has at start-up). The level can be forced with the
+// environment variable QUIVER_SIMD=scalar|avx2|avx512 or set_simd_level(); tests compare every level the
+// CPU supports against the scalar reference.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace quiver {
+
+enum class SimdLevel { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+
+const char* simd_level_name(SimdLevel level);
+bool parse_simd_level(const char* name, SimdLevel* out);
+
+struct Kernels {
+  // Σ (a[i] − b[i])² over i < d.
+  float (*l2sqr)(const float* a, const float* b, size_t d);
+  // Σ a[i]·b[i] over i < d.
+  float (*dot)(const float* a, const float* b, size_t d);
+  // out[j] = Σ_i x[i] · ct[i·ldc + j] for j < k: dot products of x (d floats) with k vectors stored transposed
+  // (ct is d rows of ldc ≥ k floats). This layout lets SIMD lanes run over vectors, with no horizontal sums.
+  void (*dot_transposed)(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out);
+  // ADC scan of 8-bit codes: out[i] = Σ_m lut[m·256 + codes[i·m_count + m]] for i < n.
+  // codes: n × m_count bytes; lut: m_count × 256 floats.
+  void (*adc_scan_u8)(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out);
+};
+
+// Kernels of the active level.
+const Kernels& kernels();
+// Kernels of a given level; throws Unsupported when this CPU or build lacks it.
+const Kernels& kernels_for(SimdLevel level);
+
+SimdLevel simd_level();                 // the active level
+SimdLevel best_supported_simd_level();  // what this CPU and build can run
+bool simd_level_supported(SimdLevel level);
+std::vector<SimdLevel> supported_simd_levels();
+void set_simd_level(SimdLevel level);   // throws Unsupported when not supported
+
+// Per-level tables, defined in kernels_*.cpp.
+extern const Kernels kScalarKernels;
+#if defined(__x86_64__) || defined(_M_X64)
+#define QUIVER_HAVE_X86_KERNELS 1
+extern const Kernels kAvx2Kernels;
+extern const Kernels kAvx512Kernels;
+#endif
+
+}  // namespace quiver

@@ -1,0 +1,146 @@
+#include "spec.h"
+
+#include <cctype>
+
+#include "error.h"
+#include "pq.h"
+
+namespace quiver {
+
+namespace {
+
+constexpr const char* kIndexGrammar = "\"Flat\" or \"PQ<M>[x<nbits>]\" optionally followed by \",Refine\"";
+constexpr const char* kCodecGrammar = "\"PQ<M>[x<nbits>]\"";
+
+bool read_int(const std::string& s, size_t& pos, size_t* out) {
+  const size_t start = pos;
+  size_t value = 0;
+  while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
+    if (value > (size_t(1) << 40)) return false;  // absurd; also keeps the product below overflow
+    value = value * 10 + size_t(s[pos] - '0');
+    ++pos;
+  }
+  if (pos == start) return false;
+  *out = value;
+  return true;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+[[noreturn]] void bad_component(const std::string& spec, const SpecComponent& c, const std::string& why) {
+  QV_THROW(InvalidArgument, "spec \"" << spec << "\": component \"" << c.text << "\" " << why);
+}
+
+}  // namespace
+
+std::vector<SpecComponent> parse_spec(const std::string& spec) {
+  QV_CHECK(spec.size() <= 1024, InvalidArgument, "spec: expected at most 1024 characters, got " << spec.size());
+  std::vector<SpecComponent> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = spec.find(',', start);
+    const std::string text = trim(spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    QV_CHECK(!text.empty(), InvalidArgument,
+             "spec \"" << spec << "\": empty component; expected components separated by single commas");
+    SpecComponent c;
+    c.text = text;
+    const size_t eq = text.find('=');
+    if (eq != std::string::npos) {
+      QV_CHECK(!out.empty(), InvalidArgument,
+               "spec \"" << spec << "\": option \"" << text << "\" must follow the component it applies to");
+      const std::string key = trim(text.substr(0, eq)), value = trim(text.substr(eq + 1));
+      QV_CHECK(!key.empty() && !value.empty(), InvalidArgument,
+               "spec \"" << spec << "\": option \"" << text << "\" must be written key=value");
+      out.back().options[key] = value;
+    } else {
+      size_t pos = 0;
+      while (pos < text.size() && std::isalpha(static_cast<unsigned char>(text[pos]))) ++pos;
+      if (pos == 0)
+        bad_component(spec, c, "must start with a name such as Flat or PQ");
+      c.name = text.substr(0, pos);
+      size_t value;
+      if (pos < text.size() && read_int(text, pos, &value)) {
+        c.numbers.push_back(value);
+        while (pos < text.size() && text[pos] == 'x') {
+          ++pos;
+          if (!read_int(text, pos, &value)) bad_component(spec, c, "has an 'x' not followed by a number");
+          c.numbers.push_back(value);
+        }
+      }
+      while (pos < text.size() && std::isalpha(static_cast<unsigned char>(text[pos]))) c.suffix += text[pos++];
+      if (pos != text.size())
+        bad_component(spec, c, "is not NAME followed by numbers separated by 'x' (e.g. PQ16x8)");
+      out.push_back(std::move(c));
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+namespace {
+
+struct PqParams {
+  size_t m, nbits;
+};
+
+PqParams read_pq(const std::string& spec, const SpecComponent& c) {
+  if (c.numbers.empty() || c.numbers.size() > 2 || !c.suffix.empty())
+    bad_component(spec, c, "expected PQ<M> or PQ<M>x<nbits>, e.g. PQ16x8");
+  if (!c.options.empty())
+    bad_component(spec, c, "takes no options, got " + c.options.begin()->first);
+  return PqParams{c.numbers[0], c.numbers.size() == 2 ? c.numbers[1] : 8};
+}
+
+void expect_plain(const std::string& spec, const SpecComponent& c) {
+  if (!c.numbers.empty() || !c.suffix.empty() || !c.options.empty())
+    bad_component(spec, c, "takes no numbers or options");
+}
+
+}  // namespace
+
+std::unique_ptr<Quantizer> make_codec(const std::string& spec, size_t dim) {
+  const std::vector<SpecComponent> parts = parse_spec(spec);
+  QV_CHECK(parts.size() == 1 && parts[0].name == "PQ", InvalidArgument,
+           "spec \"" << spec << "\": expected a codec spec " << kCodecGrammar);
+  const PqParams pq = read_pq(spec, parts[0]);
+  return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
+}
+
+std::unique_ptr<Index> make_index(const std::string& spec, size_t dim, Metric metric) {
+  const std::vector<SpecComponent> parts = parse_spec(spec);
+  bool refine = false;
+  size_t count = parts.size();
+  if (count >= 2 && parts.back().name == "Refine") {
+    expect_plain(spec, parts.back());
+    refine = true;
+    --count;
+  }
+  QV_CHECK(count == 1, InvalidArgument, "spec \"" << spec << "\": expected " << kIndexGrammar);
+  const SpecComponent& main = parts[0];
+  if (main.name == "Flat") {
+    expect_plain(spec, main);
+    QV_CHECK(!refine, InvalidArgument,
+             "spec \"" << spec << "\": Flat is exact already; Refine applies to compressed indexes");
+    return std::make_unique<FlatIndex>(dim, metric);
+  }
+  if (main.name == "PQ") {
+    const PqParams pq = read_pq(spec, main);
+    return std::make_unique<CodecIndex>(dim, metric, std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits),
+                                        refine);
+  }
+  QV_THROW(InvalidArgument, "spec \"" << spec << "\": unknown component \"" << main.text << "\"; expected "
+                                      << kIndexGrammar);
+}
+
+SpecInfo describe_index_spec(const std::string& spec, size_t dim) {
+  const std::unique_ptr<Index> index = make_index(spec, dim, Metric::L2);
+  return SpecInfo{index->spec(), index->code_size()};
+}
+
+}  // namespace quiver

@@ -1,0 +1,132 @@
+// Thread pool, top-k, SIMD kernels (every supported level against the scalar reference), spec parsing.
+#include <algorithm>
+#include <atomic>
+#include <numeric>
+#include <stdexcept>
+
+#include "check.h"
+#include "error.h"
+#include "simd.h"
+#include "spec.h"
+#include "test_util.h"
+#include "thread_pool.h"
+#include "topk.h"
+
+using namespace quiver;
+
+TEST_CASE("thread_pool: parallel_for covers every index once") {
+  std::vector<std::atomic<int>> hits(10007);
+  default_pool().parallel_for(hits.size(), 13, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) hits[i]++;
+  });
+  for (auto& h : hits) CHECK(h.load() == 1);
+}
+
+TEST_CASE("thread_pool: exceptions reach the caller, nested loops finish") {
+  bool caught = false;
+  try {
+    default_pool().parallel_for(1000, 1, [&](size_t b, size_t) {
+      if (b == 500) throw std::runtime_error("boom");
+    });
+  } catch (const std::runtime_error&) {
+    caught = true;
+  }
+  CHECK(caught);
+  std::atomic<long> total{0};
+  default_pool().parallel_for(8, 1, [&](size_t, size_t) {
+    default_pool().parallel_for(100, 7, [&](size_t b, size_t e) { total += long(e - b); });
+  });
+  CHECK(total.load() == 800);
+  // A pool with workers, driven from several threads at once.
+  ThreadPool pool(3);
+  std::atomic<long> sum{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      pool.parallel_for(1000, 10, [&](size_t b, size_t e) { sum += long(e - b); });
+    });
+  for (auto& c : callers) c.join();
+  CHECK(sum.load() == 4000);
+}
+
+TEST_CASE("topk: keeps the k smallest, ties by id, sorted") {
+  Rng rng(7);
+  std::vector<Candidate> all;
+  TopK top(25);
+  for (int i = 0; i < 1000; ++i) {
+    const float s = float(rng.below(100));  // many ties
+    all.push_back({s, i});
+    top.push(s, i);
+  }
+  std::sort(all.begin(), all.end(), candidate_better);
+  const auto got = top.take_sorted();
+  REQUIRE(got.size() == 25);
+  for (size_t i = 0; i < 25; ++i) CHECK(got[i].id == all[i].id && got[i].score == all[i].score);
+  TopK small(5);
+  small.push(1, 1);
+  CHECK(small.take_sorted().size() == 1);
+}
+
+TEST_CASE("kernels: every supported SIMD level matches the scalar reference") {
+  const Kernels& ref = kScalarKernels;
+  for (SimdLevel level : supported_simd_levels()) {
+    const Kernels& k = kernels_for(level);
+    for (size_t d : {1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 128, 784}) {
+      const auto a = qvtest::random_floats(d, d), b = qvtest::random_floats(d, d + 1000);
+      CHECK_NEAR(k.l2sqr(a.data(), b.data(), d), ref.l2sqr(a.data(), b.data(), d), 1e-4 * d);
+      CHECK_NEAR(k.dot(a.data(), b.data(), d), ref.dot(a.data(), b.data(), d), 1e-4 * d);
+      for (size_t count : {1, 5, 8, 16, 33, 64, 100, 256}) {
+        const size_t ldc = count + 3;
+        const auto ct = qvtest::random_floats(d * ldc, count);
+        std::vector<float> got(count), want(count);
+        k.dot_transposed(a.data(), ct.data(), d, count, ldc, got.data());
+        ref.dot_transposed(a.data(), ct.data(), d, count, ldc, want.data());
+        for (size_t j = 0; j < count; ++j) CHECK_NEAR(got[j], want[j], 1e-4 * d);
+      }
+    }
+    for (size_t m : {1, 3, 4, 8, 13, 16, 32}) {
+      const size_t n = 37;
+      Rng rng(m);
+      std::vector<uint8_t> codes(n * m);
+      for (auto& c : codes) c = uint8_t(rng.below(256));
+      const auto lut = qvtest::random_floats(m * 256, m + 5);
+      std::vector<float> got(n), want(n);
+      k.adc_scan_u8(codes.data(), n, m, lut.data(), got.data());
+      ref.adc_scan_u8(codes.data(), n, m, lut.data(), want.data());
+      for (size_t i = 0; i < n; ++i) CHECK_NEAR(got[i], want[i], 1e-4 * m);
+    }
+  }
+}
+
+TEST_CASE("simd: level can be read and forced") {
+  const SimdLevel before = simd_level();
+  set_simd_level(SimdLevel::Scalar);
+  CHECK(simd_level() == SimdLevel::Scalar);
+  set_simd_level(before);
+  CHECK(simd_level() == before);
+  SimdLevel parsed;
+  CHECK(parse_simd_level("avx2", &parsed) && parsed == SimdLevel::AVX2);
+  CHECK(!parse_simd_level("sse9", &parsed));
+}
+
+TEST_CASE("spec: parse, canonical names and clear errors") {
+  auto parts = parse_spec("PQ16x8, Refine");
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].name == "PQ" && parts[0].numbers == std::vector<size_t>({16, 8}));
+  CHECK(parts[1].name == "Refine");
+  CHECK(describe_index_spec("PQ16", 128).canonical == "PQ16x8");
+  CHECK(describe_index_spec("PQ16", 128).code_size == 16);
+  CHECK(describe_index_spec("PQ10x4", 100).code_size == 5);
+  CHECK(describe_index_spec("Flat", 100).code_size == 400);
+  CHECK(describe_index_spec("PQ8,Refine", 64).canonical == "PQ8x8,Refine");
+  for (const char* bad : {"", "PQ", "PQ16y8", "PQ16x", "HNSW32", "Flat,Refine", "PQ0", "PQ200", "PQ8x13",
+                          ",PQ8", "PQ8,,Refine", "beam=3", "PQ8x8x8", "Flat8"}) {
+    bool threw = false;
+    try {
+      make_index(bad, 128, Metric::L2);
+    } catch (const Error& e) {
+      threw = e.code() == ErrorCode::InvalidArgument && std::string(e.what()).size() > 10;
+    }
+    CHECK_MSG(threw, "spec '" << bad << "' should be rejected");
+  }
+}
