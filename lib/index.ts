@@ -1,0 +1,16 @@
+export {
+  Codec,
+  Index,
+  setSimdLevel,
+  simdLevel,
+  supportedSimdLevels,
+  type AddOptions,
+  type CodecTrainOptions,
+  type Metric,
+  type SearchOptions,
+  type SearchResult,
+  type TrainOptions,
+  type TrainProgress,
+} from './quiver';
+export { formatOf, readVectors, type ReadVectorsOptions, type VectorFormat, type Vectors } from './io';
+export { kRecallAt, oneRecallAt } from './recall';

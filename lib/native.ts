@@ -1,0 +1,107 @@
+// Loads the compiled addon lazily, on first use, so that importing quiver (for types, readVectors or the CLI's
+// --help) never fails on a machine where the addon is missing; the failure then says what was tried.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface NativeProgress {
+  phase: string;
+  stage: number;
+  stages: number;
+  iteration: number;
+  iterations: number;
+  error: number;
+}
+
+export interface NativeTrainOptions {
+  seed?: number;
+  threads?: number;
+  iterations?: number;
+  maxPointsPerCentroid?: number;
+}
+
+export interface NativeSearchResult {
+  ids: BigInt64Array;
+  distances: Float32Array;
+}
+
+export interface NativeIndex {
+  readonly dim: number;
+  readonly size: number;
+  readonly spec: string;
+  readonly metric: string;
+  readonly codeSize: number;
+  readonly isTrained: boolean;
+  readonly closed: boolean;
+  train(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): Promise<void>;
+  trainSync(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): void;
+  add(v: Float32Array, ids: BigInt64Array | null, threads?: number): Promise<void>;
+  addSync(v: Float32Array, ids: BigInt64Array | null, threads?: number): void;
+  search(q: Float32Array, k: number, nprobe?: number, refine?: number, threads?: number): Promise<NativeSearchResult>;
+  searchSync(q: Float32Array, k: number, nprobe?: number, refine?: number, threads?: number): NativeSearchResult;
+  close(): void;
+}
+
+export interface NativeCodec {
+  readonly dim: number;
+  readonly spec: string;
+  readonly codeSize: number;
+  readonly isTrained: boolean;
+  train(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): Promise<void>;
+  trainSync(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): void;
+  encode(v: Float32Array, threads?: number): Promise<Uint8Array>;
+  encodeSync(v: Float32Array, threads?: number): Uint8Array;
+  decode(c: Uint8Array, threads?: number): Promise<Float32Array>;
+  decodeSync(c: Uint8Array, threads?: number): Float32Array;
+}
+
+export interface NativeBinding {
+  NativeIndex: new (spec: string, dim: number, metric: string) => NativeIndex;
+  NativeCodec: new (spec: string, dim: number) => NativeCodec;
+  describeSpec(spec: string, dim: number): { spec: string; codeSize: number };
+  describeCodecSpec(spec: string, dim: number): { spec: string; codeSize: number };
+  getSimdLevel(): string;
+  setSimdLevel(level: string): void;
+  supportedSimdLevels(): string[];
+  hardwareThreads(): number;
+}
+
+/** The package root: the nearest folder above this file whose package.json is quiver's. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest)) {
+      try {
+        if (JSON.parse(fs.readFileSync(manifest, 'utf8')).name === 'quiver') return dir;
+      } catch {
+        // unreadable manifest: keep looking upwards
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`quiver: cannot find the package root above ${__dirname}`);
+    dir = parent;
+  }
+}
+
+let binding: NativeBinding | undefined;
+
+export function native(): NativeBinding {
+  if (binding) return binding;
+  const root = packageRoot();
+  try {
+    // node-gyp-build looks in prebuilds/<platform>-<arch>/ first, then build/Release and build/Debug.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    binding = load(root);
+  } catch (cause) {
+    const error = new Error(
+      `quiver: could not load the native addon for ${process.platform}-${process.arch} (Node ${process.version}). ` +
+        `Looked for a prebuild in ${path.join(root, 'prebuilds')} and a local build in ${path.join(root, 'build')}. ` +
+        `Build it from source with "npm rebuild quiver" (needs python3, make and a C++17 compiler). ` +
+        `Cause: ${(cause as Error).message}`,
+    );
+    (error as NodeJS.ErrnoException).code = 'ERR_QUIVER_NATIVE_LOAD';
+    throw error;
+  }
+  return binding;
+}
