@@ -5,11 +5,13 @@
       "sources": [
         "native/core/error.cpp",
         "native/core/index.cpp",
+        "native/core/io.cpp",
         "native/core/kernels_scalar.cpp",
         "native/core/kernels_x86.cpp",
         "native/core/kmeans.cpp",
         "native/core/metric.cpp",
         "native/core/pq.cpp",
+        "native/core/serialize.cpp",
         "native/core/simd.cpp",
         "native/core/spec.cpp",
         "native/core/thread_pool.cpp",

@@ -4,20 +4,27 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 
 #include "error.h"
 #include "simd.h"
+#include "spec.h"
 #include "thread_pool.h"
 
 namespace quiver {
 
 namespace {
 
-// Rows scored per scan call: large enough to amortise the virtual call, small enough to stay in L1.
+// Rows scored per call: large enough to amortise the virtual call, small enough to stay in L1.
 constexpr size_t kScanBlock = 1024;
 
 // When one query would scan fewer rows than this, splitting it across threads costs more than it saves.
 constexpr size_t kMinRowsPerThread = 16384;
+
+// Limits for loading: far above any real index, low enough that a hostile header cannot make us allocate
+// absurd amounts before the byte-count checks (which bound everything by the file size anyway).
+constexpr size_t kMaxDim = 1 << 16;
+constexpr size_t kMaxRows = size_t(1) << 40;
 
 std::vector<float> normalized_copy(size_t n, size_t d, const float* x) {
   std::vector<float> copy(x, x + n * d);
@@ -26,6 +33,28 @@ std::vector<float> normalized_copy(size_t n, size_t d, const float* x) {
 }
 
 }  // namespace
+
+template <typename T>
+void RowStore<T>::compact(const std::vector<bool>& keep, size_t width) {
+  materialize();
+  size_t out = 0;
+  for (size_t row = 0; row < keep.size(); ++row) {
+    if (!keep[row]) continue;
+    if (out != row) std::memmove(&owned_[out * width], &owned_[row * width], width * sizeof(T));
+    ++out;
+  }
+  owned_.resize(out * width);
+}
+
+template class RowStore<float>;
+template class RowStore<uint8_t>;
+
+// Rows a search may return: a bitset over rows built once per call (null bits = no filter).
+struct Index::RowFilter {
+  std::vector<uint64_t> bits;
+  bool active = false;
+  bool allows(size_t row) const { return !active || (bits[row >> 6] >> (row & 63)) & 1; }
+};
 
 Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
   QV_CHECK(dim >= 1, InvalidArgument, "dim must be >= 1, got " << dim);
@@ -40,86 +69,185 @@ void Index::train(size_t n, const float* x, const TrainContext& ctx) {
   }
 }
 
-void Index::add(size_t n, const float* x, const int64_t* ids, int threads) {
+void Index::add(size_t n, const float* x, const int64_t* ids, const int32_t* categories, bool upsert,
+                int threads) {
   QV_CHECK(is_trained(), State, "add: the index " << spec() << " is not trained yet");
   if (n == 0) return;
+  std::vector<int64_t> new_ids(n);
+  for (size_t i = 0; i < n; ++i) new_ids[i] = ids ? ids[i] : next_id_ + int64_t(i);
+  if (ids) {
+    std::unordered_set<int64_t> seen;
+    seen.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      QV_CHECK(seen.insert(new_ids[i]).second, InvalidArgument,
+               "ids: id " << new_ids[i] << " appears twice in the same call (at " << i << ")");
+      QV_CHECK(upsert || !has(new_ids[i]), InvalidArgument,
+               "ids: id " << new_ids[i] << " is already in the index; pass { upsert: true } to replace it");
+    }
+  }
+  if (categories)
+    for (size_t i = 0; i < n; ++i)
+      QV_CHECK(categories[i] >= 0, InvalidArgument,
+               "categories: expected integers >= 0, got " << categories[i] << " at " << i);
+  if (upsert && ids) remove(n, ids);
+
   const size_t first = ids_.size();
-  // Reserve first so that a failed allocation leaves the index as it was.
+  // Reserve the bookkeeping first so that a failed allocation leaves the index as it was.
   ids_.reserve(first + n);
+  if (categories || has_categories()) categories_.reserve(first + n);
+  id_rows_.reserve(first + n);
   if (metric_ == Metric::Cosine) {
     const std::vector<float> normalized = normalized_copy(n, dim_, x);
     add_impl(n, normalized.data(), threads);
   } else {
     add_impl(n, x, threads);
   }
-  for (size_t i = 0; i < n; ++i) ids_.push_back(ids ? ids[i] : int64_t(first + i));
+  if (categories && !has_categories()) categories_.assign(first, kNoCategory);
+  for (size_t i = 0; i < n; ++i) {
+    ids_.push_back(new_ids[i]);
+    id_rows_[new_ids[i]] = first + i;
+    if (has_categories() || categories) categories_.push_back(categories ? categories[i] : kNoCategory);
+    next_id_ = std::max(next_id_, new_ids[i] == std::numeric_limits<int64_t>::max() ? new_ids[i] : new_ids[i] + 1);
+  }
 }
 
-void Index::search(size_t nq, const float* queries, size_t k, const SearchParams& params, int64_t* labels,
-                   float* distances) const {
+size_t Index::remove(size_t n, const int64_t* ids) {
+  std::vector<bool> keep(size(), true);
+  size_t removed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const auto it = id_rows_.find(ids[i]);
+    if (it == id_rows_.end() || !keep[it->second]) continue;
+    keep[it->second] = false;
+    ++removed;
+  }
+  if (removed == 0) return 0;
+  compact_impl(keep);
+  size_t out = 0;
+  id_rows_.clear();
+  for (size_t row = 0; row < keep.size(); ++row) {
+    if (!keep[row]) continue;
+    ids_[out] = ids_[row];
+    if (has_categories()) categories_[out] = categories_[row];
+    id_rows_[ids_[out]] = out;
+    ++out;
+  }
+  ids_.resize(out);
+  if (has_categories()) categories_.resize(out);
+  return removed;
+}
+
+bool Index::reconstruct(int64_t id, float* out) const {
+  const auto it = id_rows_.find(id);
+  if (it == id_rows_.end()) return false;
+  reconstruct_row(it->second, out);
+  return true;
+}
+
+Index::RowFilter Index::build_filter(const SearchParams& params) const {
+  RowFilter filter;
+  const size_t words = (size() + 63) / 64;
+  if (params.allow_ids) {
+    filter.active = true;
+    filter.bits.assign(words, 0);
+    for (size_t i = 0; i < params.allow_count; ++i) {
+      const auto it = id_rows_.find(params.allow_ids[i]);
+      if (it != id_rows_.end()) filter.bits[it->second >> 6] |= uint64_t(1) << (it->second & 63);
+    }
+  }
+  if (params.categories) {
+    std::unordered_set<int32_t> wanted(params.categories, params.categories + params.category_count);
+    std::vector<uint64_t> bits(words, 0);
+    if (has_categories())
+      for (size_t row = 0; row < size(); ++row)
+        if (wanted.count(categories_[row])) bits[row >> 6] |= uint64_t(1) << (row & 63);
+    if (filter.active)
+      for (size_t w = 0; w < words; ++w) filter.bits[w] &= bits[w];
+    else
+      filter.bits = std::move(bits);
+    filter.active = true;
+  }
+  return filter;
+}
+
+void Index::check_search(size_t k, const SearchParams& params) const {
   QV_CHECK(is_trained(), State, "search: the index " << spec() << " is not trained yet");
   QV_CHECK(k >= 1, InvalidArgument, "k must be >= 1, got " << k);
   QV_CHECK(params.refine >= 1, InvalidArgument, "refine must be >= 1, got " << params.refine);
   QV_CHECK(params.refine == 1 || has_stored_vectors(), InvalidArgument,
            "refine=" << params.refine << " needs stored vectors: build the index with spec '" << spec()
                      << ",Refine'");
-  std::vector<float> normalized;
-  if (metric_ == Metric::Cosine) {
-    normalized = normalized_copy(nq, dim_, queries);
-    queries = normalized.data();
-  }
+}
+
+const float* Index::prepare_queries(size_t nq, const float* queries, std::vector<float>& scratch) const {
+  if (metric_ != Metric::Cosine) return queries;
+  scratch = normalized_copy(nq, dim_, queries);
+  return scratch.data();
+}
+
+void Index::search(size_t nq, const float* queries, size_t k, const SearchParams& params, int64_t* labels,
+                   float* distances) const {
+  check_search(k, params);
+  std::vector<float> scratch;
+  queries = prepare_queries(nq, queries, scratch);
+  const RowFilter filter = build_filter(params);
+  const size_t n = size();
+  // Candidates kept before refine: k·refine, saturating instead of overflowing, and never more than the rows
+  // that exist (so a huge k costs no memory here).
+  size_t shortlist = k;
+  if (params.refine > 1) shortlist = k > size_t(-1) / params.refine ? size_t(-1) : k * params.refine;
+  shortlist = std::max<size_t>(std::min(shortlist, n), 1);
+
+  auto scan = [&](const RowScorer& scorer, size_t begin, size_t end, TopK& out) {
+    float scores[kScanBlock];
+    for (size_t block = begin; block < end; block += kScanBlock) {
+      const size_t count = std::min(kScanBlock, end - block);
+      scorer.score(block, count, scores);
+      for (size_t i = 0; i < count; ++i)
+        if (scores[i] <= out.threshold() && filter.allows(block + i)) out.push(scores[i], int64_t(block + i));
+    }
+  };
+
   const size_t threads = effective_threads(params.threads);
   // Many queries: one thread per query. Few queries over many rows: split each query's rows instead.
-  const bool parallel_rows = nq < threads && size() >= 2 * kMinRowsPerThread;
-  if (parallel_rows) {
-    for (size_t q = 0; q < nq; ++q)
-      search_one(queries + q * dim_, k, params, true, labels + q * k, distances + q * k);
+  if (nq < threads && n >= 2 * kMinRowsPerThread) {
+    const size_t grain = std::max(kMinRowsPerThread, (n + threads - 1) / threads);
+    for (size_t q = 0; q < nq; ++q) {
+      const float* query = queries + q * dim_;
+      const std::unique_ptr<RowScorer> scorer = make_scorer(query);
+      std::vector<TopK> partial((n + grain - 1) / grain, TopK(shortlist));
+      default_pool().parallel_for(
+          n, grain, [&](size_t begin, size_t end) { scan(*scorer, begin, end, partial[begin / grain]); }, threads);
+      TopK best(shortlist);
+      for (const TopK& p : partial) best.merge(p);
+      finish_query(query, best.take_sorted(), k, params, labels + q * k, distances + q * k);
+    }
     return;
   }
   default_pool().parallel_for(
       nq, 1,
       [&](size_t begin, size_t end) {
-        for (size_t q = begin; q < end; ++q)
-          search_one(queries + q * dim_, k, params, false, labels + q * k, distances + q * k);
+        for (size_t q = begin; q < end; ++q) {
+          const float* query = queries + q * dim_;
+          TopK best(shortlist);
+          scan(*make_scorer(query), 0, n, best);
+          finish_query(query, best.take_sorted(), k, params, labels + q * k, distances + q * k);
+        }
       },
       threads);
 }
 
-void Index::search_one(const float* query, size_t k, const SearchParams& params, bool parallel_rows,
-                       int64_t* labels, float* distances) const {
+void Index::finish_query(const float* query, std::vector<Candidate> found, size_t k, const SearchParams& params,
+                         int64_t* labels, float* distances) const {
   const Metric metric = internal_metric();
-  // Candidates kept before refine: k·refine, saturating instead of overflowing, and never more than the
-  // rows that exist (so a huge k costs no memory here).
-  size_t shortlist = k;
-  if (params.refine > 1) shortlist = k > size_t(-1) / params.refine ? size_t(-1) : k * params.refine;
-  shortlist = std::max<size_t>(std::min(shortlist, size()), 1);
-  const std::unique_ptr<RowScanner> scanner = make_scanner(query);
-  TopK best(shortlist);
-  const size_t n = size();
-  if (parallel_rows) {
-    const size_t threads = effective_threads(params.threads);
-    const size_t grain = std::max(kMinRowsPerThread, (n + threads - 1) / threads);
-    std::vector<TopK> partial((n + grain - 1) / grain, TopK(best.k()));
-    default_pool().parallel_for(
-        n, grain, [&](size_t begin, size_t end) { scanner->scan(begin, end, partial[begin / grain]); },
-        threads);
-    for (const TopK& p : partial) best.merge(p);
-  } else {
-    scanner->scan(0, n, best);
-  }
-  std::vector<Candidate> found = best.take_sorted();
-
   if (params.refine > 1) {
     const Kernels& kern = kernels();
-    TopK exact(k);
+    TopK exact(std::max<size_t>(std::min(k, found.size()), 1));
     for (const Candidate& c : found) {
       const float* v = stored_vector(size_t(c.id));
-      const float score = metric == Metric::L2 ? kern.l2sqr(query, v, dim_) : -kern.dot(query, v, dim_);
-      exact.push(score, c.id);
+      exact.push(metric == Metric::L2 ? kern.l2sqr(query, v, dim_) : -kern.dot(query, v, dim_), c.id);
     }
     found = exact.take_sorted();
   }
-
   const float pad = metric == Metric::L2 ? std::numeric_limits<float>::infinity()
                                          : -std::numeric_limits<float>::infinity();
   for (size_t i = 0; i < k; ++i) {
@@ -133,29 +261,196 @@ void Index::search_one(const float* query, size_t k, const SearchParams& params,
   }
 }
 
-// ---------------------------------------------------------------------------------------------- FlatIndex
+void Index::search_per_category(size_t nq, const float* queries, size_t k, const SearchParams& params,
+                                int64_t* labels, float* distances) const {
+  check_search(k, params);
+  QV_CHECK(params.categories != nullptr && params.category_count > 0, InvalidArgument,
+           "perCategory needs a non-empty list of categories");
+  std::vector<float> scratch;
+  queries = prepare_queries(nq, queries, scratch);
+  const RowFilter filter = build_filter(params);
+  const size_t ncat = params.category_count;
+  std::unordered_map<int32_t, size_t> slot;
+  for (size_t c = 0; c < ncat; ++c) slot.emplace(params.categories[c], c);  // duplicates keep the first slot
+  const size_t n = size();
+  size_t shortlist = k;
+  if (params.refine > 1) shortlist = k > size_t(-1) / params.refine ? size_t(-1) : k * params.refine;
+  shortlist = std::max<size_t>(std::min(shortlist, n), 1);
+  default_pool().parallel_for(
+      nq, 1,
+      [&](size_t begin, size_t end) {
+        float scores[kScanBlock];
+        for (size_t q = begin; q < end; ++q) {
+          const float* query = queries + q * dim_;
+          const std::unique_ptr<RowScorer> scorer = make_scorer(query);
+          std::vector<TopK> best(ncat, TopK(shortlist));
+          for (size_t block = 0; block < n; block += kScanBlock) {
+            const size_t count = std::min(kScanBlock, n - block);
+            scorer->score(block, count, scores);
+            for (size_t i = 0; i < count; ++i) {
+              const size_t row = block + i;
+              if (!filter.allows(row)) continue;
+              TopK& top = best[slot.at(categories_[row])];
+              if (scores[i] <= top.threshold()) top.push(scores[i], int64_t(row));
+            }
+          }
+          for (size_t c = 0; c < ncat; ++c) {
+            const size_t at = (q * ncat + c) * k;
+            finish_query(query, best[c].take_sorted(), k, params, labels + at, distances + at);
+          }
+        }
+      },
+      effective_threads(params.threads));
+}
 
-void FlatIndex::add_impl(size_t n, const float* x, int) { vectors_.insert(vectors_.end(), x, x + n * dim()); }
+// -------------------------------------------------------------------------------------------- persistence
+//
+// Index file sections (after the container header, see io.h):
+//   'META': str spec, u64 dim, u32 metric, u64 rows, u8 has_categories, i64 next_id
+//   'IDS ': aligned, rows × i64
+//   'CATS': aligned, rows × i32 (only when has_categories)
+//   then the subclass's sections ('VECS', 'CODC', 'CODE').
+
+std::vector<uint8_t> Index::serialize() const {
+  ContainerWriter out(fourcc("QVRI"));
+  ByteWriter meta;
+  meta.str(spec());
+  meta.u64(dim_);
+  meta.u32(uint32_t(metric_));
+  meta.u64(size());
+  meta.u8(has_categories() ? 1 : 0);
+  meta.i64(next_id_);
+  out.section(fourcc("META"), meta);
+  ByteWriter ids;
+  ids.align(out.next_payload_offset(), 8);
+  ids.array(ids_);
+  out.section(fourcc("IDS "), ids);
+  if (has_categories()) {
+    ByteWriter cats;
+    cats.align(out.next_payload_offset(), 8);
+    cats.array(categories_);
+    out.section(fourcc("CATS"), cats);
+  }
+  save_impl(out);
+  return out.finish();
+}
+
+std::unique_ptr<Index> Index::deserialize(std::shared_ptr<ByteSource> source, bool borrow) {
+  const std::vector<Section> sections = read_container(source->data(), source->size(), fourcc("QVRI"));
+  const Section& meta_section = require_section(sections, fourcc("META"), "index metadata");
+  ByteReader meta(meta_section.payload, meta_section.size, "section META");
+  const std::string spec = meta.str(1024);
+  const uint64_t dim = meta.u64();
+  const uint32_t metric = meta.u32();
+  const uint64_t rows = meta.u64();
+  const uint8_t has_categories = meta.u8();
+  const int64_t next_id = meta.i64();
+  meta.expect_end();
+  QV_CHECK(dim >= 1 && dim <= kMaxDim, Corrupt, "dimension " << dim << " is out of range");
+  QV_CHECK(metric <= uint32_t(Metric::Cosine), Corrupt, "unknown metric " << metric);
+  QV_CHECK(rows <= kMaxRows, Corrupt, "row count " << rows << " is out of range");
+  QV_CHECK(has_categories <= 1, Corrupt, "bad category flag");
+  std::unique_ptr<Index> index;
+  try {
+    index = make_index(spec, size_t(dim), Metric(metric));
+  } catch (const Error& e) {
+    QV_THROW(Corrupt, "the file's spec cannot be built: " << e.what());
+  }
+
+  const Section& ids_section = require_section(sections, fourcc("IDS "), "ids");
+  ByteReader ids(ids_section.payload, ids_section.size, "section IDS");
+  ids.skip_alignment();
+  index->ids_ = ids.array<int64_t>(size_t(rows), "ids");
+  ids.expect_end();
+  QV_CHECK(index->ids_.size() == rows, Corrupt, "ids: expected " << rows << ", found " << index->ids_.size());
+  index->id_rows_.reserve(size_t(rows));
+  int64_t max_id = -1;
+  for (size_t row = 0; row < rows; ++row) {
+    QV_CHECK(index->id_rows_.emplace(index->ids_[row], row).second, Corrupt,
+             "id " << index->ids_[row] << " appears twice");
+    max_id = std::max(max_id, index->ids_[row]);
+  }
+  QV_CHECK(rows == 0 || next_id > max_id || max_id == std::numeric_limits<int64_t>::max(), Corrupt,
+           "next id " << next_id << " does not follow the largest id " << max_id);
+  index->next_id_ = next_id;
+  if (has_categories) {
+    const Section& cats_section = require_section(sections, fourcc("CATS"), "categories");
+    ByteReader cats(cats_section.payload, cats_section.size, "section CATS");
+    cats.skip_alignment();
+    index->categories_ = cats.array<int32_t>(size_t(rows), "categories");
+    cats.expect_end();
+    QV_CHECK(index->categories_.size() == rows, Corrupt, "categories: expected " << rows);
+    for (int32_t c : index->categories_) QV_CHECK(c >= kNoCategory, Corrupt, "category " << c);
+  }
+  index->load_impl(sections, source, borrow);
+  return index;
+}
 
 namespace {
 
-class FlatScanner : public RowScanner {
+// Bulk sections: u32 pad + pad bytes (8-byte file alignment), u64 element count, elements.
+template <typename T>
+void write_bulk(ContainerWriter& out, uint32_t tag, const T* data, size_t count) {
+  ByteWriter w;
+  w.align(out.next_payload_offset(), 8);
+  w.u64(count);
+  // Keep the element data itself aligned: the count is 8 bytes, so alignment is preserved.
+  w.raw(data, count * sizeof(T));
+  out.section(tag, w);
+}
+
+template <typename T>
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<T>& store) {
+  const Section& s = require_section(sections, tag, name);
+  ByteReader r(s.payload, s.size, name);
+  r.skip_alignment();
+  const size_t count = r.count(sizeof(T), expected, name);
+  QV_CHECK(count == expected, Corrupt, name << ": expected " << expected << " elements, found " << count);
+  const uint8_t* p = r.take(count * sizeof(T));
+  r.expect_end();
+  if (borrow && reinterpret_cast<uintptr_t>(p) % alignof(T) == 0) {
+    store.borrow(reinterpret_cast<const T*>(p), count, source);
+  } else {
+    std::vector<T> copy(count);
+    if (count) std::memcpy(copy.data(), p, count * sizeof(T));
+    store.assign(std::move(copy));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- FlatIndex
+
+void FlatIndex::add_impl(size_t n, const float* x, int) { vectors_.append(x, n * dim()); }
+
+void FlatIndex::reconstruct_row(size_t row, float* out) const {
+  std::memcpy(out, vectors_.data() + row * dim(), dim() * sizeof(float));
+}
+
+void FlatIndex::save_impl(ContainerWriter& out) const {
+  write_bulk(out, fourcc("VECS"), vectors_.data(), vectors_.size());
+}
+
+void FlatIndex::load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
+                          bool borrow) {
+  read_bulk(sections, fourcc("VECS"), "vectors", size() * dim(), source, borrow, vectors_);
+}
+
+namespace {
+
+class FlatScorer : public RowScorer {
  public:
-  FlatScanner(const float* vectors, size_t d, const float* query, Metric metric)
+  FlatScorer(const float* vectors, size_t d, const float* query, Metric metric)
       : vectors_(vectors), d_(d), query_(query), metric_(metric) {}
 
-  void scan(size_t begin, size_t end, TopK& out) const override {
+  void score(size_t begin, size_t count, float* out) const override {
     const Kernels& kern = kernels();
+    const float* v = vectors_ + begin * d_;
     if (metric_ == Metric::L2) {
-      for (size_t i = begin; i < end; ++i) {
-        const float s = kern.l2sqr(query_, vectors_ + i * d_, d_);
-        if (s <= out.threshold()) out.push(s, int64_t(i));
-      }
+      for (size_t i = 0; i < count; ++i) out[i] = kern.l2sqr(query_, v + i * d_, d_);
     } else {
-      for (size_t i = begin; i < end; ++i) {
-        const float s = -kern.dot(query_, vectors_ + i * d_, d_);
-        if (s <= out.threshold()) out.push(s, int64_t(i));
-      }
+      for (size_t i = 0; i < count; ++i) out[i] = -kern.dot(query_, v + i * d_, d_);
     }
   }
 
@@ -166,19 +461,13 @@ class FlatScanner : public RowScanner {
   Metric metric_;
 };
 
-class CodeScanner : public RowScanner {
+class CodeScorer : public RowScorer {
  public:
-  CodeScanner(const uint8_t* codes, size_t code_size, std::unique_ptr<DistanceTable> table)
+  CodeScorer(const uint8_t* codes, size_t code_size, std::unique_ptr<DistanceTable> table)
       : codes_(codes), code_size_(code_size), table_(std::move(table)) {}
 
-  void scan(size_t begin, size_t end, TopK& out) const override {
-    float scores[kScanBlock];
-    for (size_t block = begin; block < end; block += kScanBlock) {
-      const size_t count = std::min(kScanBlock, end - block);
-      table_->scan(codes_ + block * code_size_, count, scores);
-      for (size_t i = 0; i < count; ++i)
-        if (scores[i] <= out.threshold()) out.push(scores[i], int64_t(block + i));
-    }
+  void score(size_t begin, size_t count, float* out) const override {
+    table_->scan(codes_ + begin * code_size_, count, out);
   }
 
  private:
@@ -189,8 +478,8 @@ class CodeScanner : public RowScanner {
 
 }  // namespace
 
-std::unique_ptr<RowScanner> FlatIndex::make_scanner(const float* query) const {
-  return std::make_unique<FlatScanner>(vectors_.data(), dim(), query, internal_metric());
+std::unique_ptr<RowScorer> FlatIndex::make_scorer(const float* query) const {
+  return std::make_unique<FlatScorer>(vectors_.data(), dim(), query, internal_metric());
 }
 
 // --------------------------------------------------------------------------------------------- CodecIndex
@@ -211,13 +500,44 @@ void CodecIndex::add_impl(size_t n, const float* x, int threads) {
   // Reserve both stores first so that a failed allocation leaves them consistent.
   codes_.reserve(codes_.size() + codes.size());
   if (store_vectors_) vectors_.reserve(vectors_.size() + n * dim());
-  codes_.insert(codes_.end(), codes.begin(), codes.end());
-  if (store_vectors_) vectors_.insert(vectors_.end(), x, x + n * dim());
+  codes_.append(codes.data(), codes.size());
+  if (store_vectors_) vectors_.append(x, n * dim());
 }
 
-std::unique_ptr<RowScanner> CodecIndex::make_scanner(const float* query) const {
-  return std::make_unique<CodeScanner>(codes_.data(), codec_->code_size(),
-                                       codec_->distance_table(query, internal_metric()));
+void CodecIndex::compact_impl(const std::vector<bool>& keep) {
+  codes_.compact(keep, codec_->code_size());
+  if (store_vectors_) vectors_.compact(keep, dim());
+}
+
+std::unique_ptr<RowScorer> CodecIndex::make_scorer(const float* query) const {
+  return std::make_unique<CodeScorer>(codes_.data(), codec_->code_size(),
+                                      codec_->distance_table(query, internal_metric()));
+}
+
+void CodecIndex::reconstruct_row(size_t row, float* out) const {
+  codec_->decode(1, codes_.data() + row * codec_->code_size(), out, 1);
+}
+
+void CodecIndex::save_impl(ContainerWriter& out) const {
+  ByteWriter codec;
+  write_codec_section(*codec_, codec);
+  out.section(fourcc("CODC"), codec);
+  write_bulk(out, fourcc("CODE"), codes_.data(), codes_.size());
+  if (store_vectors_) write_bulk(out, fourcc("VECS"), vectors_.data(), vectors_.size());
+}
+
+void CodecIndex::load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
+                           bool borrow) {
+  const Section& s = require_section(sections, fourcc("CODC"), "codec");
+  ByteReader r(s.payload, s.size, "section CODC");
+  std::unique_ptr<Quantizer> loaded = read_codec_section(r);
+  r.expect_end();
+  QV_CHECK(loaded->spec() == codec_->spec() && loaded->dim() == codec_->dim(), Corrupt,
+           "codec " << loaded->spec() << " does not match the index spec " << spec());
+  codec_ = std::move(loaded);
+  QV_CHECK(size() <= size_t(-1) / std::max<size_t>(codec_->code_size(), 1), Corrupt, "code bytes overflow");
+  read_bulk(sections, fourcc("CODE"), "codes", size() * codec_->code_size(), source, borrow, codes_);
+  if (store_vectors_) read_bulk(sections, fourcc("VECS"), "vectors", size() * dim(), source, borrow, vectors_);
 }
 
 }  // namespace quiver

@@ -1,10 +1,12 @@
-// Indexes: a store of vectors (raw or encoded) with ids, searched for the k best per query.
+// Indexes: a store of vectors (raw or encoded) with int64 ids and optional small integer categories, searched
+// for the k best per query, mutable (add / remove / upsert) and serialisable.
 //
-// Ids are int64 chosen by the caller (default: the row number at insertion). Results are written as
-// labels[q·k + i] / distances[q·k + i], best first; rows with fewer than k results are padded with id −1 and
-// distance +∞ (L2) or −∞ (inner product, cosine).
+// Rows: vectors are kept in insertion order in row-major stores (codes: size() × code_size bytes; vectors:
+// size() × dim floats). Removing compacts the stores in order. ids_[row] is the caller's id; id_rows_ maps back.
+// Results are written as labels[q·k + i] / distances[q·k + i], best first; rows with fewer than k results are
+// padded with id −1 and distance +∞ (L2) or −∞ (inner product, cosine).
 //
-// Thread-safety: const methods may run concurrently with each other; train/add need exclusive access
+// Thread-safety: const methods may run concurrently with each other; train/add/remove need exclusive access
 // (the Node layer holds a readers–writer lock around them).
 #pragma once
 
@@ -12,8 +14,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "io.h"
 #include "metric.h"
 #include "quantizer.h"
 #include "topk.h"
@@ -21,17 +25,68 @@
 
 namespace quiver {
 
+constexpr int32_t kNoCategory = -1;
+
 struct SearchParams {
   size_t nprobe = 1;  // inverted lists to visit (ignored by exhaustive indexes)
   size_t refine = 1;  // re-score the best k·refine candidates exactly (needs stored vectors when > 1)
   int threads = 0;    // 0 = every hardware thread
+  // Allow-list filter: only rows whose id is listed are candidates (unknown ids are ignored). Null = no filter.
+  const int64_t* allow_ids = nullptr;
+  size_t allow_count = 0;
+  // Category filter: only rows whose category is listed are candidates. Null = no filter.
+  const int32_t* categories = nullptr;
+  size_t category_count = 0;
 };
 
-// Scores stored rows [begin, end) against one prepared query into a TopK keyed by row number.
-class RowScanner {
+// Rows fixed-size records, owned or borrowed from a mapped file (copied on the first mutation).
+template <typename T>
+class RowStore {
  public:
-  virtual ~RowScanner() = default;
-  virtual void scan(size_t begin, size_t end, TopK& out) const = 0;
+  const T* data() const { return borrowed_ ? borrowed_ : owned_.data(); }
+  size_t size() const { return borrowed_ ? borrowed_size_ : owned_.size(); }  // in elements
+  bool borrowed() const { return borrowed_ != nullptr; }
+  void reserve(size_t elements) {
+    materialize();
+    owned_.reserve(elements);
+  }
+  void append(const T* values, size_t count) {
+    materialize();
+    owned_.insert(owned_.end(), values, values + count);
+  }
+  void borrow(const T* values, size_t count, std::shared_ptr<ByteSource> keepalive) {
+    owned_.clear();
+    owned_.shrink_to_fit();
+    borrowed_ = count ? values : nullptr;
+    borrowed_size_ = count;
+    keepalive_ = count ? std::move(keepalive) : nullptr;
+  }
+  void assign(std::vector<T> values) {
+    borrow(nullptr, 0, nullptr);
+    owned_ = std::move(values);
+  }
+  // Keeps the records whose keep[row] is set, in order; record = `width` elements.
+  void compact(const std::vector<bool>& keep, size_t width);
+
+ private:
+  void materialize() {
+    if (!borrowed_) return;
+    owned_.assign(borrowed_, borrowed_ + borrowed_size_);
+    borrowed_ = nullptr;
+    borrowed_size_ = 0;
+    keepalive_.reset();
+  }
+  std::vector<T> owned_;
+  const T* borrowed_ = nullptr;
+  size_t borrowed_size_ = 0;
+  std::shared_ptr<ByteSource> keepalive_;
+};
+
+// Scores a block of consecutive stored rows against one prepared query (smaller is better).
+class RowScorer {
+ public:
+  virtual ~RowScorer() = default;
+  virtual void score(size_t begin, size_t count, float* out) const = 0;
 };
 
 class Index {
@@ -43,38 +98,67 @@ class Index {
   Metric metric() const { return metric_; }
   size_t size() const { return ids_.size(); }
   const std::vector<int64_t>& ids() const { return ids_; }
+  bool has_categories() const { return !categories_.empty(); }
 
   virtual std::string spec() const = 0;
   virtual size_t code_size() const = 0;  // bytes stored per vector for search (excluding the id)
   virtual bool is_trained() const = 0;
-  // Bytes per vector kept for exact refine (0 when the index stores none).
+  // Bytes per vector kept for exact refine (0 when the index stores none beyond its codes).
   virtual size_t refine_bytes() const { return has_stored_vectors() ? dim_ * sizeof(float) : 0; }
 
   // x: n × dim floats. Cosine indexes normalise a copy first.
   void train(size_t n, const float* x, const TrainContext& ctx);
-  // x: n × dim floats; ids: n ids or null for sequential ids starting at size().
-  void add(size_t n, const float* x, const int64_t* ids, int threads);
+  // x: n × dim floats; ids: n ids or null for ids following the largest id so far; categories: n labels ≥ 0
+  // or null (no category). An id already present is an InvalidArgument unless upsert, which replaces it.
+  void add(size_t n, const float* x, const int64_t* ids, const int32_t* categories, bool upsert, int threads);
+  void add(size_t n, const float* x, const int64_t* ids, int threads) { add(n, x, ids, nullptr, false, threads); }
+  // Removes the listed ids that exist; returns how many were removed.
+  size_t remove(size_t n, const int64_t* ids);
+  bool has(int64_t id) const { return id_rows_.count(id) != 0; }
+  // Writes the stored or decoded vector of `id` (dim floats; normalised for cosine). False if absent.
+  bool reconstruct(int64_t id, float* out) const;
   // queries: nq × dim; labels, distances: nq × k each.
   void search(size_t nq, const float* queries, size_t k, const SearchParams& params, int64_t* labels,
               float* distances) const;
+  // The best k of each listed category (params.categories, required): labels/distances nq × categories × k.
+  void search_per_category(size_t nq, const float* queries, size_t k, const SearchParams& params,
+                           int64_t* labels, float* distances) const;
+
+  // Serialises to the container format (io.h), magic "QVRI".
+  std::vector<uint8_t> serialize() const;
+  // Loads an index. With `borrow`, bulk stores point into `source` (kept alive) instead of being copied.
+  static std::unique_ptr<Index> deserialize(std::shared_ptr<ByteSource> source, bool borrow);
 
  protected:
   // Internal metric: cosine becomes inner product once vectors are normalised.
   Metric internal_metric() const { return metric_ == Metric::Cosine ? Metric::InnerProduct : metric_; }
   virtual void train_impl(size_t n, const float* x, const TrainContext& ctx) = 0;
   virtual void add_impl(size_t n, const float* x, int threads) = 0;
-  virtual std::unique_ptr<RowScanner> make_scanner(const float* query) const = 0;
-  // Exact vectors for refine; null when the index stores none.
+  virtual void compact_impl(const std::vector<bool>& keep) = 0;
+  virtual std::unique_ptr<RowScorer> make_scorer(const float* query) const = 0;
+  virtual void reconstruct_row(size_t row, float* out) const = 0;
+  // Exact vectors for refine; has_stored_vectors() false when the index keeps none.
   virtual bool has_stored_vectors() const = 0;
   virtual const float* stored_vector(size_t row) const = 0;
+  // Subclass state: written after the common sections, read back by load_impl.
+  virtual void save_impl(ContainerWriter& out) const = 0;
+  virtual void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
+                         bool borrow) = 0;
 
  private:
-  void search_one(const float* query, size_t k, const SearchParams& params, bool parallel_rows,
-                  int64_t* labels, float* distances) const;
+  struct RowFilter;
+  RowFilter build_filter(const SearchParams& params) const;
+  void check_search(size_t k, const SearchParams& params) const;
+  const float* prepare_queries(size_t nq, const float* queries, std::vector<float>& scratch) const;
+  void finish_query(const float* query, std::vector<Candidate> found, size_t k, const SearchParams& params,
+                    int64_t* labels, float* distances) const;
 
   size_t dim_;
   Metric metric_;
   std::vector<int64_t> ids_;
+  std::vector<int32_t> categories_;  // empty when no vector ever had a category, else one per row
+  std::unordered_map<int64_t, size_t> id_rows_;
+  int64_t next_id_ = 0;  // default id for the next vector added without ids
 };
 
 // Exact search over float32 vectors (also the reference for recall).
@@ -89,12 +173,17 @@ class FlatIndex : public Index {
  protected:
   void train_impl(size_t, const float*, const TrainContext&) override {}
   void add_impl(size_t n, const float* x, int threads) override;
-  std::unique_ptr<RowScanner> make_scanner(const float* query) const override;
+  void compact_impl(const std::vector<bool>& keep) override { vectors_.compact(keep, dim()); }
+  std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
+  void reconstruct_row(size_t row, float* out) const override;
   bool has_stored_vectors() const override { return true; }
   const float* stored_vector(size_t row) const override { return vectors_.data() + row * dim(); }
+  void save_impl(ContainerWriter& out) const override;
+  void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
+                 bool borrow) override;
 
  private:
-  std::vector<float> vectors_;  // size() × dim
+  RowStore<float> vectors_;  // size() × dim
 };
 
 // Exhaustive ADC search over the codes of any Quantizer, optionally keeping the float32 vectors for refine.
@@ -109,15 +198,27 @@ class CodecIndex : public Index {
  protected:
   void train_impl(size_t n, const float* x, const TrainContext& ctx) override;
   void add_impl(size_t n, const float* x, int threads) override;
-  std::unique_ptr<RowScanner> make_scanner(const float* query) const override;
+  void compact_impl(const std::vector<bool>& keep) override;
+  std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
+  void reconstruct_row(size_t row, float* out) const override;
   bool has_stored_vectors() const override { return store_vectors_; }
   const float* stored_vector(size_t row) const override { return vectors_.data() + row * dim(); }
+  void save_impl(ContainerWriter& out) const override;
+  void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
+                 bool borrow) override;
 
  private:
   std::unique_ptr<Quantizer> codec_;
   bool store_vectors_;
-  std::vector<uint8_t> codes_;  // size() × code_size
-  std::vector<float> vectors_;  // size() × dim when store_vectors_
+  RowStore<uint8_t> codes_;  // size() × code_size
+  RowStore<float> vectors_;  // size() × dim when store_vectors_
 };
+
+// Codec persistence (container magic "QVRC"): the canonical spec, the dimension and the trained state.
+std::vector<uint8_t> serialize_codec(const Quantizer& codec);
+std::unique_ptr<Quantizer> deserialize_codec(const uint8_t* data, size_t size);
+// The 'CODC' section payload shared by codec files and index files.
+void write_codec_section(const Quantizer& codec, ByteWriter& out);
+std::unique_ptr<Quantizer> read_codec_section(ByteReader& in);
 
 }  // namespace quiver

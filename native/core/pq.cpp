@@ -44,7 +44,7 @@ void ProductQuantizer::set_centroids(std::vector<float> centroids) {
 
 void ProductQuantizer::train(size_t n, const float* x, const TrainContext& ctx) {
   QV_CHECK(n >= ksub_, InvalidArgument,
-           spec() << " needs at least " << ksub_ << " training vectors (2^nbits), got " << n);
+           "vectors: " << spec() << " needs at least " << ksub_ << " training vectors (2^nbits), got " << n);
   const size_t d = dim();
   std::vector<float> centroids(ksub_ * d);
   std::vector<float> sub;

@@ -16,6 +16,9 @@
 
 namespace quiver {
 
+class ByteReader;
+class ByteWriter;
+
 // Per-query ADC state. Scores follow the engine's convention: smaller is better (squared L2, or −⟨q, x̂⟩).
 class DistanceTable {
  public:
@@ -42,6 +45,12 @@ class Quantizer {
   virtual void decode(size_t n, const uint8_t* codes, float* x, int threads) const = 0;
   // metric must be L2 or InnerProduct (cosine is inner product on normalised vectors, handled by callers).
   virtual std::unique_ptr<DistanceTable> distance_table(const float* query, Metric metric) const = 0;
+
+  // Trained state (codebooks, rotations, ...) for persistence; the structure itself is rebuilt from spec() and
+  // dim(). load_state must validate every count it reads (the bytes come from files). Codecs without
+  // persistence throw Unsupported (the defaults, in serialize.cpp).
+  virtual void save_state(ByteWriter& out) const;
+  virtual void load_state(ByteReader& in);
 
  protected:
   void require_trained(const char* what) const;

@@ -104,7 +104,9 @@ void expect_plain(const std::string& spec, const SpecComponent& c) {
 
 }  // namespace
 
-std::unique_ptr<Quantizer> make_codec(const std::string& spec, size_t dim) {
+namespace {
+
+std::unique_ptr<Quantizer> make_codec_unnamed(const std::string& spec, size_t dim) {
   const std::vector<SpecComponent> parts = parse_spec(spec);
   QV_CHECK(parts.size() == 1 && parts[0].name == "PQ", InvalidArgument,
            "spec \"" << spec << "\": expected a codec spec " << kCodecGrammar);
@@ -112,7 +114,7 @@ std::unique_ptr<Quantizer> make_codec(const std::string& spec, size_t dim) {
   return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
 }
 
-std::unique_ptr<Index> make_index(const std::string& spec, size_t dim, Metric metric) {
+std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, Metric metric) {
   const std::vector<SpecComponent> parts = parse_spec(spec);
   bool refine = false;
   size_t count = parts.size();
@@ -136,6 +138,28 @@ std::unique_ptr<Index> make_index(const std::string& spec, size_t dim, Metric me
   }
   QV_THROW(InvalidArgument, "spec \"" << spec << "\": unknown component \"" << main.text << "\"; expected "
                                       << kIndexGrammar);
+}
+
+// Constructors reject impossible parameters (M > dim, ...) without knowing the spec text: say which spec.
+template <typename F>
+auto naming_spec(const std::string& spec, F&& build) -> decltype(build()) {
+  try {
+    return build();
+  } catch (const Error& e) {
+    const std::string prefix = "spec \"" + spec + "\"";
+    if (e.code() != ErrorCode::InvalidArgument || std::string(e.what()).rfind(prefix, 0) == 0) throw;
+    throw Error(e.code(), prefix + ": " + e.what(), e.file(), e.line());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Quantizer> make_codec(const std::string& spec, size_t dim) {
+  return naming_spec(spec, [&] { return make_codec_unnamed(spec, dim); });
+}
+
+std::unique_ptr<Index> make_index(const std::string& spec, size_t dim, Metric metric) {
+  return naming_spec(spec, [&] { return make_index_unnamed(spec, dim, metric); });
 }
 
 SpecInfo describe_index_spec(const std::string& spec, size_t dim) {
