@@ -6,6 +6,7 @@ export {
   supportedSimdLevels,
   type AddOptions,
   type CodecTrainOptions,
+  type LoadOptions,
   type Metric,
   type SearchOptions,
   type SearchResult,

@@ -34,12 +34,38 @@ export interface NativeIndex {
   readonly closed: boolean;
   train(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): Promise<void>;
   trainSync(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): void;
-  add(v: Float32Array, ids: BigInt64Array | null, threads?: number): Promise<void>;
-  addSync(v: Float32Array, ids: BigInt64Array | null, threads?: number): void;
-  search(q: Float32Array, k: number, nprobe?: number, refine?: number, threads?: number): Promise<NativeSearchResult>;
-  searchSync(q: Float32Array, k: number, nprobe?: number, refine?: number, threads?: number): NativeSearchResult;
+  add(...args: NativeAddArgs): Promise<void>;
+  addSync(...args: NativeAddArgs): void;
+  search(...args: NativeSearchArgs): Promise<NativeSearchResult>;
+  searchSync(...args: NativeSearchArgs): NativeSearchResult;
+  remove(ids: BigInt64Array): Promise<number>;
+  removeSync(ids: BigInt64Array): number;
+  has(id: bigint): boolean;
+  reconstruct(id: bigint): Float32Array | undefined;
+  save(path: string): Promise<void>;
+  saveSync(path: string): void;
+  toBuffer(): Buffer;
   close(): void;
 }
+
+export type NativeAddArgs = [
+  vectors: Float32Array,
+  ids: BigInt64Array | null,
+  threads: number | undefined,
+  categories: Int32Array | null,
+  upsert: boolean,
+];
+
+export type NativeSearchArgs = [
+  queries: Float32Array,
+  k: number,
+  nprobe: number | undefined,
+  refine: number | undefined,
+  threads: number | undefined,
+  filter: BigInt64Array | null,
+  categories: Int32Array | null,
+  perCategory: boolean,
+];
 
 export interface NativeCodec {
   readonly dim: number;
@@ -52,11 +78,20 @@ export interface NativeCodec {
   encodeSync(v: Float32Array, threads?: number): Uint8Array;
   decode(c: Uint8Array, threads?: number): Promise<Float32Array>;
   decodeSync(c: Uint8Array, threads?: number): Float32Array;
+  save(path: string): Promise<void>;
+  saveSync(path: string): void;
+  toBuffer(): Buffer;
 }
 
 export interface NativeBinding {
   NativeIndex: new (spec: string, dim: number, metric: string) => NativeIndex;
   NativeCodec: new (spec: string, dim: number) => NativeCodec;
+  loadIndex(path: string, mmap: boolean): Promise<NativeIndex>;
+  loadIndexSync(path: string, mmap: boolean): NativeIndex;
+  indexFromBuffer(bytes: Uint8Array): NativeIndex;
+  loadCodec(path: string): Promise<NativeCodec>;
+  loadCodecSync(path: string): NativeCodec;
+  codecFromBuffer(bytes: Uint8Array): NativeCodec;
   describeSpec(spec: string, dim: number): { spec: string; codeSize: number };
   describeCodecSpec(spec: string, dim: number): { spec: string; codeSize: number };
   getSimdLevel(): string;

@@ -2,7 +2,15 @@
 // Every method validates its arguments here, with messages that name the argument; the native layer re-checks
 // only what protects memory. Async methods run on libuv's worker threads and never block the event loop;
 // the *Sync twins run on the calling thread.
-import { native, type NativeCodec, type NativeIndex, type NativeProgress, type NativeTrainOptions } from './native';
+import {
+  native,
+  type NativeAddArgs,
+  type NativeCodec,
+  type NativeIndex,
+  type NativeProgress,
+  type NativeSearchArgs,
+  type NativeTrainOptions,
+} from './native';
 import { describe, expectInteger, expectOptions, expectString, expectVectors, optionalInteger } from './validate';
 
 export type Metric = 'l2' | 'ip' | 'cosine';
@@ -29,6 +37,10 @@ export interface TrainOptions {
 
 export interface AddOptions {
   threads?: number;
+  /** One small integer label (0 … 2^31−1) per vector, for category-filtered search. */
+  categories?: Int32Array | readonly number[];
+  /** Replace vectors whose id is already present instead of failing (needs ids). */
+  upsert?: boolean;
 }
 
 export interface SearchOptions {
@@ -37,6 +49,15 @@ export interface SearchOptions {
   /** Re-score the best k × refine candidates with the stored full vectors (spec must end in ",Refine"). */
   refine?: number;
   threads?: number;
+  /** Allow-list: only these ids can be returned (a bitset is built natively; unknown ids are ignored). */
+  filter?: BigInt64Array | readonly bigint[];
+  /** Only vectors labelled with one of these categories can be returned. */
+  categories?: Int32Array | readonly number[];
+  /**
+   * Top results of each listed category instead of overall: `true` for k per category, or a number per category.
+   * Results are laid out nq × categories.length × perCategory (query-major, then category in the order given).
+   */
+  perCategory?: boolean | number;
 }
 
 export interface SearchResult {
@@ -44,11 +65,20 @@ export interface SearchResult {
   ids: BigInt64Array;
   /** nq × k: squared L2 (ascending), or inner product / cosine similarity (descending); ±Infinity as padding. */
   distances: Float32Array;
+  /** With perCategory: the category of each group of results, in order (one entry per category). */
+  groups?: Int32Array;
+  /** Results per query group (k, or perCategory). */
+  k: number;
+}
+
+export interface LoadOptions {
+  /** Map the file instead of reading it: the codes stay in the page cache, shared between processes. */
+  mmap?: boolean;
 }
 
 const TRAIN_KEYS = ['dim', 'metric', 'seed', 'threads', 'iterations', 'maxPointsPerCentroid', 'onProgress'] as const;
-const SEARCH_KEYS = ['nprobe', 'refine', 'threads'] as const;
-const ADD_KEYS = ['threads'] as const;
+const SEARCH_KEYS = ['nprobe', 'refine', 'threads', 'filter', 'categories', 'perCategory'] as const;
+const ADD_KEYS = ['threads', 'categories', 'upsert'] as const;
 const MAX_DIM = 65536;
 const MAX_K = 1 << 24;
 const MAX_THREADS = 1024;
@@ -94,6 +124,60 @@ function checkIds(ids: unknown, n: number): BigInt64Array | null {
   return ids;
 }
 
+function checkCategories(value: unknown, name: string, expectedLength?: number): Int32Array {
+  const isArray = Array.isArray(value) || value instanceof Int32Array;
+  if (!isArray) {
+    throw new TypeError(`${name}: expected an Int32Array or an array of integers, got ${describe(value)}`);
+  }
+  const list = value as ArrayLike<unknown>;
+  if (expectedLength !== undefined && list.length !== expectedLength) {
+    throw new RangeError(`${name}: expected ${expectedLength} categories (one per vector), got ${list.length}`);
+  }
+  const out = new Int32Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > 0x7fffffff) {
+      throw new RangeError(`${name}: expected integers from 0 to 2147483647, got ${describe(c)} at ${i}`);
+    }
+    out[i] = c;
+  }
+  return out;
+}
+
+function checkFilter(value: unknown): BigInt64Array {
+  if (value instanceof BigInt64Array) return value;
+  if (Array.isArray(value)) {
+    const out = new BigInt64Array(value.length);
+    value.forEach((id, i) => {
+      if (typeof id !== 'bigint') throw new TypeError(`options.filter: expected bigint ids, got ${describe(id)} at ${i}`);
+      out[i] = id;
+    });
+    return out;
+  }
+  throw new TypeError(`options.filter: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
+}
+
+function checkPath(path: unknown): string {
+  const p = expectString(path, 'path');
+  if (p.length === 0 || p.includes('\0')) throw new RangeError(`path: expected a non-empty file path, got ${describe(p)}`);
+  return p;
+}
+
+function checkBytes(value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(`buffer: expected a Buffer or Uint8Array, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function checkLoadOptions(options: unknown): boolean {
+  const o = expectOptions<LoadOptions>(options, 'options', ['mmap']);
+  if (o.mmap !== undefined && typeof o.mmap !== 'boolean') {
+    throw new TypeError(`options.mmap: expected a boolean, got ${describe(o.mmap)}`);
+  }
+  return o.mmap === true;
+}
+
 /** Builds the native index, turning a bad spec into a RangeError that names `spec`. */
 function createNativeIndex(spec: unknown, dim: number, metric: Metric): NativeIndex {
   expectString(spec, 'spec');
@@ -127,6 +211,22 @@ export class Index {
     return new Index(handle);
   }
 
+  /** Loads an index saved with save(). With { mmap: true } the codes are used from the mapped file. */
+  static async load(path: string, options?: LoadOptions): Promise<Index> {
+    const mmap = checkLoadOptions(options);
+    return new Index(await native().loadIndex(checkPath(path), mmap));
+  }
+
+  static loadSync(path: string, options?: LoadOptions): Index {
+    const mmap = checkLoadOptions(options);
+    return new Index(native().loadIndexSync(checkPath(path), mmap));
+  }
+
+  /** Loads an index from the bytes of toBuffer() (or of a saved file). The bytes are copied. */
+  static fromBuffer(buffer: Uint8Array): Index {
+    return new Index(native().indexFromBuffer(checkBytes(buffer)));
+  }
+
   /** Describes a spec without building it: its canonical form and bytes per vector. Throws for a bad spec. */
   static describeSpec(spec: string, dim: number): { spec: string; codeSize: number } {
     expectString(spec, 'spec');
@@ -156,26 +256,59 @@ export class Index {
     return this.#native.closed;
   }
 
-  /** Adds n vectors (n × dim floats) with optional ids (default: sequential from the current size). */
+  /**
+   * Adds n vectors (n × dim floats) with optional ids (default: following the largest id so far). Adding an id
+   * that is already present is a RangeError unless { upsert: true }.
+   */
   async add(vectors: Float32Array, ids?: BigInt64Array | null, options?: AddOptions): Promise<void> {
-    const { idArray, threads } = this.#checkAdd(vectors, ids, options);
-    await this.#native.add(vectors, idArray, threads);
+    await this.#native.add(...this.#checkAdd(vectors, ids, options));
   }
 
   addSync(vectors: Float32Array, ids?: BigInt64Array | null, options?: AddOptions): void {
-    const { idArray, threads } = this.#checkAdd(vectors, ids, options);
-    this.#native.addSync(vectors, idArray, threads);
+    this.#native.addSync(...this.#checkAdd(vectors, ids, options));
   }
 
   /** k nearest stored vectors of each query (nq × dim floats). k larger than size() pads with -1n. */
   async search(queries: Float32Array, k: number, options?: SearchOptions): Promise<SearchResult> {
-    const p = this.#checkSearch(queries, k, options);
-    return this.#native.search(queries, k, p.nprobe, p.refine, p.threads);
+    const { args, groups, perGroup } = this.#checkSearch(queries, k, options);
+    return { ...(await this.#native.search(...args)), k: perGroup, ...(groups ? { groups } : {}) };
   }
 
   searchSync(queries: Float32Array, k: number, options?: SearchOptions): SearchResult {
-    const p = this.#checkSearch(queries, k, options);
-    return this.#native.searchSync(queries, k, p.nprobe, p.refine, p.threads);
+    const { args, groups, perGroup } = this.#checkSearch(queries, k, options);
+    return { ...this.#native.searchSync(...args), k: perGroup, ...(groups ? { groups } : {}) };
+  }
+
+  /** Removes the vectors with these ids (absent ids are skipped); resolves to how many were removed. */
+  async remove(ids: BigInt64Array | readonly bigint[]): Promise<number> {
+    return this.#native.remove(this.#checkIdList(ids));
+  }
+
+  removeSync(ids: BigInt64Array | readonly bigint[]): number {
+    return this.#native.removeSync(this.#checkIdList(ids));
+  }
+
+  has(id: bigint): boolean {
+    return this.#native.has(this.#checkId(id));
+  }
+
+  /** The stored (Flat) or decoded (compressed) vector of an id, or undefined if absent. Cosine: normalised. */
+  reconstruct(id: bigint): Float32Array | undefined {
+    return this.#native.reconstruct(this.#checkId(id));
+  }
+
+  /** Writes the index atomically (temporary file, fsync, rename): a crash leaves the old file intact. */
+  async save(path: string): Promise<void> {
+    await this.#native.save(checkPath(path));
+  }
+
+  saveSync(path: string): void {
+    this.#native.saveSync(checkPath(path));
+  }
+
+  /** The index in its file format, as a Node Buffer (for Index.fromBuffer, another thread or process). */
+  toBuffer(): Buffer {
+    return this.#native.toBuffer();
   }
 
   /** Releases the index's memory once running operations finish; later calls throw ERR_QUIVER_CLOSED. */
@@ -183,25 +316,70 @@ export class Index {
     this.#native.close();
   }
 
-  #checkAdd(vectors: unknown, ids: unknown, options: unknown) {
+  #checkAdd(vectors: unknown, ids: unknown, options: unknown): NativeAddArgs {
     const n = expectVectors(vectors, 'vectors', this.dim);
     const idArray = checkIds(ids, n);
     const o = expectOptions<AddOptions>(options, 'options', ADD_KEYS);
-    return { idArray, threads: optionalInteger(o.threads, 'options.threads', 0, MAX_THREADS) };
+    const threads = optionalInteger(o.threads, 'options.threads', 0, MAX_THREADS);
+    const categories = o.categories === undefined ? null : checkCategories(o.categories, 'options.categories', n);
+    if (o.upsert !== undefined && typeof o.upsert !== 'boolean') {
+      throw new TypeError(`options.upsert: expected a boolean, got ${describe(o.upsert)}`);
+    }
+    if (o.upsert && idArray === null) throw new RangeError('options.upsert: needs ids to know what to replace');
+    return [vectors as Float32Array, idArray, threads, categories, o.upsert === true];
   }
 
   #checkSearch(queries: unknown, k: unknown, options: unknown) {
     const nq = expectVectors(queries, 'queries', this.dim);
     expectInteger(k, 'k', 1, MAX_K);
-    if (nq * (k as number) > 2 ** 28) {
-      throw new RangeError(`k: ${nq} queries × k ${k} exceeds 2^28 results per call; split the batch`);
-    }
     const o = expectOptions<SearchOptions>(options, 'options', SEARCH_KEYS);
-    return {
-      nprobe: optionalInteger(o.nprobe, 'options.nprobe', 1, 1 << 20),
-      refine: optionalInteger(o.refine, 'options.refine', 1, 1 << 16),
-      threads: optionalInteger(o.threads, 'options.threads', 0, MAX_THREADS),
-    };
+    const filter = o.filter === undefined ? null : checkFilter(o.filter);
+    const categories = o.categories === undefined ? null : checkCategories(o.categories, 'options.categories');
+    let perGroup = k as number;
+    if (o.perCategory !== undefined && o.perCategory !== false) {
+      if (typeof o.perCategory === 'number') perGroup = expectInteger(o.perCategory, 'options.perCategory', 1, MAX_K);
+      else if (o.perCategory !== true) {
+        throw new TypeError(`options.perCategory: expected a boolean or a positive integer, got ${describe(o.perCategory)}`);
+      }
+      if (!categories || categories.length === 0) {
+        throw new RangeError('options.perCategory: needs a non-empty options.categories list');
+      }
+    }
+    const perCategory = o.perCategory !== undefined && o.perCategory !== false;
+    const groups = perCategory ? categories!.length : 1;
+    if (nq * groups * perGroup > 2 ** 28) {
+      throw new RangeError(`k: ${nq} queries × ${groups} groups × k ${perGroup} exceeds 2^28 results per call; split the batch`);
+    }
+    const args: NativeSearchArgs = [
+      queries as Float32Array,
+      perGroup,
+      optionalInteger(o.nprobe, 'options.nprobe', 1, 1 << 20),
+      optionalInteger(o.refine, 'options.refine', 1, 1 << 16),
+      optionalInteger(o.threads, 'options.threads', 0, MAX_THREADS),
+      filter,
+      categories,
+      perCategory,
+    ];
+    return { args, perGroup, groups: perCategory ? categories! : undefined };
+  }
+
+  #checkIdList(ids: unknown): BigInt64Array {
+    if (ids instanceof BigInt64Array) return ids;
+    if (Array.isArray(ids)) {
+      const out = new BigInt64Array(ids.length);
+      ids.forEach((id, i) => {
+        if (typeof id !== 'bigint') throw new TypeError(`ids: expected bigint ids, got ${describe(id)} at ${i}`);
+        out[i] = id;
+      });
+      return out;
+    }
+    throw new TypeError(`ids: expected a BigInt64Array or an array of bigint ids, got ${describe(ids)}`);
+  }
+
+  #checkId(id: unknown): bigint {
+    if (typeof id !== 'bigint') throw new TypeError(`id: expected a bigint, got ${describe(id)}`);
+    if (id < -(2n ** 63n) || id >= 2n ** 63n) throw new RangeError(`id: expected a signed 64-bit value, got ${id}n`);
+    return id;
   }
 }
 
@@ -231,6 +409,30 @@ export class Codec {
     expectVectors(vectors, 'vectors', o.dim);
     handle.trainSync(vectors, o.native, o.onProgress);
     return new Codec(handle);
+  }
+
+  static async load(path: string): Promise<Codec> {
+    return new Codec(await native().loadCodec(checkPath(path)));
+  }
+
+  static loadSync(path: string): Codec {
+    return new Codec(native().loadCodecSync(checkPath(path)));
+  }
+
+  static fromBuffer(buffer: Uint8Array): Codec {
+    return new Codec(native().codecFromBuffer(checkBytes(buffer)));
+  }
+
+  async save(path: string): Promise<void> {
+    await this.#native.save(checkPath(path));
+  }
+
+  saveSync(path: string): void {
+    this.#native.saveSync(checkPath(path));
+  }
+
+  toBuffer(): Buffer {
+    return this.#native.toBuffer();
   }
 
   get dim(): number {

@@ -45,7 +45,7 @@ const cases: Case[] = [
   ['add: ids not BigInt64Array', () => flat.addSync(data.subarray(0, dim), [1n] as never), TypeError, /ids: expected a BigInt64Array/],
   ['add: ids wrong length', () => flat.addSync(data.subarray(0, dim), new BigInt64Array(2)), RangeError, /ids: expected 1 ids.*got 2/],
   ['add: infinity', () => flat.addSync(infs), RangeError, /vectors: expected finite numbers, got -inf/],
-  ['add: unknown option', () => flat.addSync(data.subarray(0, dim), null, { upsert: true } as never), TypeError, /options: unknown option "upsert"/],
+  ['add: unknown option', () => flat.addSync(data.subarray(0, dim), null, { replace: true } as never), TypeError, /options: unknown option "replace"/],
   // search
   ['search: k = 0', () => flat.searchSync(data.subarray(0, dim), 0), RangeError, /k: expected an integer from 1/],
   ['search: k negative', () => flat.searchSync(data.subarray(0, dim), -3), RangeError, /k: expected an integer from 1.*got -3/],

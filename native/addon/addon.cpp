@@ -18,6 +18,7 @@
 #include "convert.h"
 #include "error.h"
 #include "index.h"
+#include "io.h"
 #include "quantizer.h"
 #include "simd.h"
 #include "spec.h"
@@ -236,6 +237,13 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
                            InstanceMethod<&IndexWrap::AddSync>("addSync"),
                            InstanceMethod<&IndexWrap::Search>("search"),
                            InstanceMethod<&IndexWrap::SearchSync>("searchSync"),
+                           InstanceMethod<&IndexWrap::Remove>("remove"),
+                           InstanceMethod<&IndexWrap::RemoveSync>("removeSync"),
+                           InstanceMethod<&IndexWrap::Has>("has"),
+                           InstanceMethod<&IndexWrap::Reconstruct>("reconstruct"),
+                           InstanceMethod<&IndexWrap::Save>("save"),
+                           InstanceMethod<&IndexWrap::SaveSync>("saveSync"),
+                           InstanceMethod<&IndexWrap::ToBuffer>("toBuffer"),
                            InstanceMethod<&IndexWrap::Close>("close"),
                            InstanceAccessor<&IndexWrap::Dim>("dim"),
                            InstanceAccessor<&IndexWrap::Size>("size"),
@@ -247,9 +255,14 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
                        });
   }
 
-  // new NativeIndex(spec: string, dim: number, metric: 'l2'|'ip'|'cosine')
+  // new NativeIndex(spec: string, dim: number, metric: 'l2'|'ip'|'cosine'), or (from C++ only) an External
+  // holding a loaded index.
   IndexWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IndexWrap>(info) {
     guard(info.Env(), [&] {
+      if (info[0].IsExternal()) {
+        adopt(*info[0].As<Napi::External<std::shared_ptr<IndexState>>>().Data());
+        return 0;
+      }
       const std::string spec = read_string(info[0], "spec");
       dim_ = read_size(info[1], "dim", kMaxDim);
       QV_CHECK(dim_ >= 1, InvalidArgument, "dim: expected an integer from 1 to " << kMaxDim << ", got 0");
@@ -264,7 +277,21 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     });
   }
 
+  // Wraps a loaded index in a new JS NativeIndex object.
+  static Napi::Value wrap(Napi::Env env, std::shared_ptr<IndexState> state);
+
  private:
+  void adopt(std::shared_ptr<IndexState> state) {
+    state_ = std::move(state);
+    const quiver::Index& index = *state_->index;
+    state_->trained = index.is_trained();
+    state_->size = index.size();
+    dim_ = index.dim();
+    spec_ = index.spec();
+    metric_ = index.metric();
+    code_size_ = index.code_size();
+  }
+
   std::shared_ptr<IndexState> live(Napi::Env env) const {
     if (!state_) {
       Napi::Error e = Napi::Error::New(env, "the index is closed");
@@ -311,11 +338,13 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
   struct AddArgs {
     std::vector<float> data;
     std::vector<int64_t> ids;
-    bool has_ids = false;
+    std::vector<int32_t> categories;
+    bool has_ids = false, has_categories = false, upsert = false;
     size_t n = 0;
     int threads = 0;
   };
 
+  // (vectors, ids | null, threads?, categories?: Int32Array | null, upsert?: boolean)
   AddArgs read_add_args(const Napi::CallbackInfo& info) {
     AddArgs a;
     a.data = read_vectors(info[0], "vectors", dim_, &a.n);
@@ -324,17 +353,26 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
       a.has_ids = true;
     }
     if (!info[2].IsUndefined()) a.threads = read_int(info[2], "options.threads", 0, kMaxThreads);
+    if (!info[3].IsUndefined() && !info[3].IsNull()) {
+      a.categories = read_int32s(info[3], "options.categories");
+      QV_CHECK(a.categories.size() == a.n, InvalidArgument,
+               "options.categories: expected " << a.n << " categories (one per vector), got " << a.categories.size());
+      a.has_categories = true;
+    }
+    a.upsert = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    QV_CHECK(!a.upsert || a.has_ids, InvalidArgument, "options.upsert: needs ids to know what to replace");
     return a;
   }
 
   static void run_add(IndexState& state, const AddArgs& a) {
     check_finite(a.data.data(), a.data.size(), state.index->dim(), "vectors");
     std::unique_lock<std::shared_mutex> lock(state.mutex);
-    state.index->add(a.n, a.data.data(), a.has_ids ? a.ids.data() : nullptr, a.threads);
+    state.index->add(a.n, a.data.data(), a.has_ids ? a.ids.data() : nullptr,
+                     a.has_categories ? a.categories.data() : nullptr, a.upsert, a.threads);
     state.size = state.index->size();
   }
 
-  // add(vectors: Float32Array, ids?: BigInt64Array | null, threads?: number) → Promise<void>
+  // add(vectors: Float32Array, ids?: BigInt64Array | null, threads?, categories?, upsert?) → Promise<void>
   Napi::Value Add(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto state = live(info.Env());
@@ -357,10 +395,14 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
   struct SearchArgs {
     std::vector<float> queries;
     size_t nq = 0, k = 0;
-    quiver::SearchParams params;
+    quiver::SearchParams params;  // its filter pointers point into allow / categories below
+    std::vector<int64_t> allow;
+    std::vector<int32_t> categories;
+    bool has_allow = false, has_categories = false, per_category = false;
   };
 
-  // (queries, k, nprobe, refine, threads)
+  // (queries, k, nprobe, refine, threads, allow?: BigInt64Array | null, categories?: Int32Array | null,
+  //  perCategory?: boolean)
   SearchArgs read_search_args(const Napi::CallbackInfo& info) {
     SearchArgs a;
     a.queries = read_vectors(info[0], "queries", dim_, &a.nq);
@@ -373,16 +415,49 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     if (!info[4].IsUndefined()) a.params.threads = read_int(info[4], "options.threads", 0, kMaxThreads);
     QV_CHECK(a.params.nprobe >= 1, InvalidArgument, "options.nprobe: expected an integer >= 1, got 0");
     QV_CHECK(a.params.refine >= 1, InvalidArgument, "options.refine: expected an integer >= 1, got 0");
+    if (!info[5].IsUndefined() && !info[5].IsNull()) {
+      if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array)
+        QV_THROW(InvalidArgument, "options.filter: expected a BigInt64Array of allowed ids");
+      const Napi::BigInt64Array allow = info[5].As<Napi::BigInt64Array>();
+      a.allow.assign(allow.Data(), allow.Data() + allow.ElementLength());
+      a.has_allow = true;
+    }
+    if (!info[6].IsUndefined() && !info[6].IsNull()) {
+      a.categories = read_int32s(info[6], "options.categories");
+      a.has_categories = true;
+    }
+    a.per_category = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+    QV_CHECK(!a.per_category || !a.categories.empty(), InvalidArgument,
+             "options.perCategory: needs a non-empty options.categories");
+    const size_t groups = a.per_category ? a.categories.size() : 1;
+    QV_CHECK(a.nq * a.k <= (size_t(1) << 28) / groups, InvalidArgument,
+             "queries × categories × k exceeds the limit of 2^28 results per call; split the batch");
     return a;
   }
 
   static SearchResult run_search(IndexState& state, const SearchArgs& a) {
     check_finite(a.queries.data(), a.queries.size(), state.index->dim(), "queries");
+    quiver::SearchParams params = a.params;
+    // A given but empty list filters everything out, so it needs a non-null pointer even with no elements.
+    static const int64_t kNoIds = 0;
+    static const int32_t kNoCategories = 0;
+    if (a.has_allow) {
+      params.allow_ids = a.allow.empty() ? &kNoIds : a.allow.data();
+      params.allow_count = a.allow.size();
+    }
+    if (a.has_categories) {
+      params.categories = a.categories.empty() ? &kNoCategories : a.categories.data();
+      params.category_count = a.categories.size();
+    }
     SearchResult r;
-    r.ids.resize(a.nq * a.k);
-    r.distances.resize(a.nq * a.k);
+    const size_t groups = a.per_category ? a.categories.size() : 1;
+    r.ids.resize(a.nq * groups * a.k);
+    r.distances.resize(a.nq * groups * a.k);
     std::shared_lock<std::shared_mutex> lock(state.mutex);
-    state.index->search(a.nq, a.queries.data(), a.k, a.params, r.ids.data(), r.distances.data());
+    if (a.per_category)
+      state.index->search_per_category(a.nq, a.queries.data(), a.k, params, r.ids.data(), r.distances.data());
+    else
+      state.index->search(a.nq, a.queries.data(), a.k, params, r.ids.data(), r.distances.data());
     return r;
   }
 
@@ -403,6 +478,100 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto state = live(info.Env());
       return search_result_to_js(info.Env(), run_search(*state, read_search_args(info)));
+    });
+  }
+
+  static size_t run_remove(IndexState& state, const std::vector<int64_t>& ids) {
+    std::unique_lock<std::shared_mutex> lock(state.mutex);
+    const size_t removed = state.index->remove(ids.size(), ids.data());
+    state.size = state.index->size();
+    return removed;
+  }
+
+  static std::vector<int64_t> read_id_list(const Napi::Value& value) {
+    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array)
+      QV_THROW(InvalidArgument, "ids: expected a BigInt64Array");
+    const Napi::BigInt64Array a = value.As<Napi::BigInt64Array>();
+    return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
+  }
+
+  // remove(ids: BigInt64Array) → Promise<number of removed vectors>
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      auto ids = std::make_shared<std::vector<int64_t>>(read_id_list(info[0]));
+      auto removed = std::make_shared<size_t>(0);
+      auto* worker = new PromiseWorker(
+          info.Env(), [state, ids, removed] { *removed = run_remove(*state, *ids); },
+          [removed](Napi::Env env) { return Napi::Number::New(env, double(*removed)); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value RemoveSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      return Napi::Number::New(info.Env(), double(run_remove(*state, read_id_list(info[0]))));
+    });
+  }
+
+  Napi::Value Has(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      const int64_t id = read_bigint(info[0], "id");
+      std::shared_lock<std::shared_mutex> lock(state->mutex);
+      return Napi::Boolean::New(info.Env(), state->index->has(id));
+    });
+  }
+
+  // reconstruct(id: bigint) → Float32Array (dim) or undefined when the id is absent.
+  Napi::Value Reconstruct(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      const int64_t id = read_bigint(info[0], "id");
+      std::vector<float> out(dim_);
+      std::shared_lock<std::shared_mutex> lock(state->mutex);
+      if (!state->index->reconstruct(id, out.data())) return info.Env().Undefined();
+      return to_float32_array(info.Env(), out);
+    });
+  }
+
+  static void run_save(IndexState& state, const std::string& path) {
+    std::vector<uint8_t> bytes;
+    {
+      std::shared_lock<std::shared_mutex> lock(state.mutex);
+      bytes = state.index->serialize();
+    }
+    quiver::write_file_atomic(path, bytes);
+  }
+
+  // save(path) → Promise<void>: serialises under the read lock, then writes atomically without it.
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      const std::string path = read_string(info[0], "path");
+      auto* worker = new PromiseWorker(
+          info.Env(), [state, path] { run_save(*state, path); }, [](Napi::Env env) { return env.Undefined(); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value SaveSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      run_save(*state, read_string(info[0], "path"));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      std::shared_lock<std::shared_mutex> lock(state->mutex);
+      const std::vector<uint8_t> bytes = state->index->serialize();
+      return Napi::Buffer<uint8_t>::Copy(info.Env(), bytes.data(), bytes.size());
     });
   }
 
@@ -451,6 +620,9 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
                            InstanceMethod<&CodecWrap::EncodeSync>("encodeSync"),
                            InstanceMethod<&CodecWrap::Decode>("decode"),
                            InstanceMethod<&CodecWrap::DecodeSync>("decodeSync"),
+                           InstanceMethod<&CodecWrap::Save>("save"),
+                           InstanceMethod<&CodecWrap::SaveSync>("saveSync"),
+                           InstanceMethod<&CodecWrap::ToBuffer>("toBuffer"),
                            InstanceAccessor<&CodecWrap::Dim>("dim"),
                            InstanceAccessor<&CodecWrap::Spec>("spec"),
                            InstanceAccessor<&CodecWrap::CodeSize>("codeSize"),
@@ -458,9 +630,17 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
                        });
   }
 
-  // new NativeCodec(spec: string, dim: number)
+  // new NativeCodec(spec: string, dim: number), or (from C++ only) an External holding a loaded codec.
   CodecWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CodecWrap>(info) {
     guard(info.Env(), [&] {
+      if (info[0].IsExternal()) {
+        state_ = *info[0].As<Napi::External<std::shared_ptr<CodecState>>>().Data();
+        state_->trained = state_->codec->is_trained();
+        dim_ = state_->codec->dim();
+        spec_ = state_->codec->spec();
+        code_size_ = state_->codec->code_size();
+        return 0;
+      }
       const std::string spec = read_string(info[0], "spec");
       dim_ = read_size(info[1], "dim", kMaxDim);
       QV_CHECK(dim_ >= 1, InvalidArgument, "dim: expected an integer from 1 to " << kMaxDim << ", got 0");
@@ -569,6 +749,41 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
     });
   }
 
+  static std::vector<uint8_t> serialize(CodecState& state) {
+    std::shared_lock<std::shared_mutex> lock(state.mutex);
+    return quiver::serialize_codec(*state.codec);
+  }
+
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = state_;
+      const std::string path = read_string(info[0], "path");
+      auto* worker = new PromiseWorker(
+          info.Env(), [state, path] { quiver::write_file_atomic(path, serialize(*state)); },
+          [](Napi::Env env) { return env.Undefined(); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value SaveSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      quiver::write_file_atomic(read_string(info[0], "path"), serialize(*state_));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const std::vector<uint8_t> bytes = serialize(*state_);
+      return Napi::Buffer<uint8_t>::Copy(info.Env(), bytes.data(), bytes.size());
+    });
+  }
+
+ public:
+  static Napi::Value wrap(Napi::Env env, std::shared_ptr<CodecState> state);
+
+ private:
   Napi::Value Dim(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(dim_)); }
   Napi::Value Spec(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), spec_); }
   Napi::Value CodeSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(code_size_)); }
@@ -586,10 +801,21 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
 
 class QuiverAddon : public Napi::Addon<QuiverAddon> {
  public:
+  Napi::FunctionReference index_constructor, codec_constructor;
+
   QuiverAddon(Napi::Env env, Napi::Object exports) {
+    Napi::Function index_class = IndexWrap::Init(env), codec_class = CodecWrap::Init(env);
+    index_constructor = Napi::Persistent(index_class);
+    codec_constructor = Napi::Persistent(codec_class);
     DefineAddon(exports, {
-                             InstanceValue("NativeIndex", IndexWrap::Init(env), napi_enumerable),
-                             InstanceValue("NativeCodec", CodecWrap::Init(env), napi_enumerable),
+                             InstanceValue("NativeIndex", index_class, napi_enumerable),
+                             InstanceValue("NativeCodec", codec_class, napi_enumerable),
+                             InstanceMethod<&QuiverAddon::LoadIndex>("loadIndex", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::LoadIndexSync>("loadIndexSync", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::IndexFromBuffer>("indexFromBuffer", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::LoadCodec>("loadCodec", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::LoadCodecSync>("loadCodecSync", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::CodecFromBuffer>("codecFromBuffer", napi_enumerable),
                              InstanceMethod<&QuiverAddon::DescribeSpec>("describeSpec", napi_enumerable),
                              InstanceMethod<&QuiverAddon::DescribeCodecSpec>("describeCodecSpec", napi_enumerable),
                              InstanceMethod<&QuiverAddon::GetSimd>("getSimdLevel", napi_enumerable),
@@ -600,6 +826,73 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
   }
 
  private:
+  static std::shared_ptr<IndexState> load_index(const std::string& path, bool mmap) {
+    auto state = std::make_shared<IndexState>();
+    state->index = quiver::Index::deserialize(mmap ? quiver::map_file(path) : quiver::read_file(path), mmap);
+    return state;
+  }
+
+  static std::shared_ptr<CodecState> load_codec(const std::shared_ptr<quiver::ByteSource>& bytes) {
+    auto state = std::make_shared<CodecState>();
+    state->codec = quiver::deserialize_codec(bytes->data(), bytes->size());
+    return state;
+  }
+
+  // loadIndex(path, mmap) → Promise<NativeIndex>; with mmap the codes stay in the mapped file.
+  Napi::Value LoadIndex(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = read_string(info[0], "path");
+      const bool mmap = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+      auto state = std::make_shared<std::shared_ptr<IndexState>>();
+      auto* worker = new PromiseWorker(
+          info.Env(), [path, mmap, state] { *state = load_index(path, mmap); },
+          [state](Napi::Env env) { return IndexWrap::wrap(env, *state); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value LoadIndexSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = read_string(info[0], "path");
+      const bool mmap = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+      return IndexWrap::wrap(info.Env(), load_index(path, mmap));
+    });
+  }
+
+  // indexFromBuffer(bytes: Uint8Array) → NativeIndex (the bytes are copied first).
+  Napi::Value IndexFromBuffer(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = std::make_shared<IndexState>();
+      state->index = quiver::Index::deserialize(quiver::owned_bytes(read_bytes(info[0], "buffer")), false);
+      return IndexWrap::wrap(info.Env(), state);
+    });
+  }
+
+  Napi::Value LoadCodec(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = read_string(info[0], "path");
+      auto state = std::make_shared<std::shared_ptr<CodecState>>();
+      auto* worker = new PromiseWorker(
+          info.Env(), [path, state] { *state = load_codec(quiver::read_file(path)); },
+          [state](Napi::Env env) { return CodecWrap::wrap(env, *state); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value LoadCodecSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      return CodecWrap::wrap(info.Env(), load_codec(quiver::read_file(read_string(info[0], "path"))));
+    });
+  }
+
+  Napi::Value CodecFromBuffer(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      return CodecWrap::wrap(info.Env(), load_codec(quiver::owned_bytes(read_bytes(info[0], "buffer"))));
+    });
+  }
+
   // describeSpec(spec, dim) → { spec, codeSize }; throws RangeError for an invalid spec.
   Napi::Value DescribeSpec(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
@@ -653,6 +946,16 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
     return Napi::Number::New(info.Env(), double(quiver::effective_threads(0)));
   }
 };
+
+Napi::Value IndexWrap::wrap(Napi::Env env, std::shared_ptr<IndexState> state) {
+  QuiverAddon* addon = env.GetInstanceData<QuiverAddon>();
+  return addon->index_constructor.New({Napi::External<std::shared_ptr<IndexState>>::New(env, &state)});
+}
+
+Napi::Value CodecWrap::wrap(Napi::Env env, std::shared_ptr<CodecState> state) {
+  QuiverAddon* addon = env.GetInstanceData<QuiverAddon>();
+  return addon->codec_constructor.New({Napi::External<std::shared_ptr<CodecState>>::New(env, &state)});
+}
 
 }  // namespace
 

@@ -77,6 +77,21 @@ std::vector<uint8_t> read_bytes(const Napi::Value& value, const char* name) {
   return std::vector<uint8_t>(array.Data(), array.Data() + array.ElementLength());
 }
 
+std::vector<int32_t> read_int32s(const Napi::Value& value, const char* name) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    type_error(name, "an Int32Array");
+  const Napi::Int32Array array = value.As<Napi::Int32Array>();
+  return std::vector<int32_t>(array.Data(), array.Data() + array.ElementLength());
+}
+
+int64_t read_bigint(const Napi::Value& value, const char* name) {
+  if (!value.IsBigInt()) type_error(name, "a bigint");
+  bool lossless = false;
+  const int64_t v = value.As<Napi::BigInt>().Int64Value(&lossless);
+  QV_CHECK(lossless, InvalidArgument, name << ": expected a bigint within the signed 64-bit range");
+  return v;
+}
+
 std::string read_string(const Napi::Value& value, const char* name) {
   if (!value.IsString()) type_error(name, "a string");
   return value.As<Napi::String>().Utf8Value();

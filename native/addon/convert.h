@@ -41,6 +41,8 @@ auto guard(Napi::Env env, F&& body) -> decltype(body()) {
 std::vector<float> read_vectors(const Napi::Value& value, const char* name, size_t dim, size_t* count);
 std::vector<int64_t> read_ids(const Napi::Value& value, const char* name, size_t expected);
 std::vector<uint8_t> read_bytes(const Napi::Value& value, const char* name);
+std::vector<int32_t> read_int32s(const Napi::Value& value, const char* name);
+int64_t read_bigint(const Napi::Value& value, const char* name);
 std::string read_string(const Napi::Value& value, const char* name);
 // A non-negative integer no larger than `max` (a JS number holding an integer).
 size_t read_size(const Napi::Value& value, const char* name, size_t max);
