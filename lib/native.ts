@@ -123,14 +123,20 @@ let binding: NativeBinding | undefined;
 export function native(): NativeBinding {
   if (binding) return binding;
   const root = packageRoot();
+  const explicit = process.env.QUIVER_ADDON;
   try {
-    // node-gyp-build looks in prebuilds/<platform>-<arch>/ first, then build/Release and build/Debug.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-    binding = load(root);
+    if (explicit) {
+      // An explicit addon file: a sanitizer build, or the cmake-js build (see the README's contributing notes).
+      binding = require(path.resolve(explicit)) as NativeBinding;
+    } else {
+      // node-gyp-build looks in prebuilds/<platform>-<arch>/ first, then build/Release and build/Debug.
+      const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+      binding = load(root);
+    }
   } catch (cause) {
     const error = new Error(
       `quiver: could not load the native addon for ${process.platform}-${process.arch} (Node ${process.version}). ` +
+        (explicit ? `QUIVER_ADDON=${explicit} could not be loaded. ` : '') +
         `Looked for a prebuild in ${path.join(root, 'prebuilds')} and a local build in ${path.join(root, 'build')}. ` +
         `Build it from source with "npm rebuild quiver" (needs python3, make and a C++17 compiler). ` +
         `Cause: ${(cause as Error).message}`,

@@ -49,13 +49,6 @@ void RowStore<T>::compact(const std::vector<bool>& keep, size_t width) {
 template class RowStore<float>;
 template class RowStore<uint8_t>;
 
-// Rows a search may return: a bitset over rows built once per call (null bits = no filter).
-struct Index::RowFilter {
-  std::vector<uint64_t> bits;
-  bool active = false;
-  bool allows(size_t row) const { return !active || (bits[row >> 6] >> (row & 63)) & 1; }
-};
-
 Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
   QV_CHECK(dim >= 1, InvalidArgument, "dim must be >= 1, got " << dim);
 }
@@ -143,7 +136,7 @@ bool Index::reconstruct(int64_t id, float* out) const {
   return true;
 }
 
-Index::RowFilter Index::build_filter(const SearchParams& params) const {
+RowFilter Index::build_filter(const SearchParams& params) const {
   RowFilter filter;
   const size_t words = (size() + 63) / 64;
   if (params.allow_ids) {
@@ -198,6 +191,7 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
   shortlist = std::max<size_t>(std::min(shortlist, n), 1);
 
   auto scan = [&](const RowScorer& scorer, size_t begin, size_t end, TopK& out) {
+    if (scorer.scan(begin, end, out, filter)) return;
     float scores[kScanBlock];
     for (size_t block = begin; block < end; block += kScanBlock) {
       const size_t count = std::min(kScanBlock, end - block);
@@ -388,20 +382,18 @@ std::unique_ptr<Index> Index::deserialize(std::shared_ptr<ByteSource> source, bo
 
 namespace {
 
-// Bulk sections: u32 pad + pad bytes (8-byte file alignment), u64 element count, elements.
 template <typename T>
-void write_bulk(ContainerWriter& out, uint32_t tag, const T* data, size_t count) {
+void write_bulk_impl(ContainerWriter& out, uint32_t tag, const T* data, size_t count) {
   ByteWriter w;
   w.align(out.next_payload_offset(), 8);
-  w.u64(count);
-  // Keep the element data itself aligned: the count is 8 bytes, so alignment is preserved.
+  w.u64(count);  // 8 bytes: the elements stay 8-byte aligned in the file
   w.raw(data, count * sizeof(T));
   out.section(tag, w);
 }
 
 template <typename T>
-void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
-               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<T>& store) {
+void read_bulk_impl(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+                    const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<T>& store) {
   const Section& s = require_section(sections, tag, name);
   ByteReader r(s.payload, s.size, name);
   r.skip_alignment();
@@ -419,6 +411,21 @@ void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* n
 }
 
 }  // namespace
+
+void write_bulk(ContainerWriter& out, uint32_t tag, const uint8_t* data, size_t count) {
+  write_bulk_impl(out, tag, data, count);
+}
+void write_bulk(ContainerWriter& out, uint32_t tag, const float* data, size_t count) {
+  write_bulk_impl(out, tag, data, count);
+}
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<uint8_t>& store) {
+  read_bulk_impl(sections, tag, name, expected, source, borrow, store);
+}
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<float>& store) {
+  read_bulk_impl(sections, tag, name, expected, source, borrow, store);
+}
 
 // ---------------------------------------------------------------------------------------------- FlatIndex
 

@@ -54,6 +54,15 @@ class RowStore {
     materialize();
     owned_.insert(owned_.end(), values, values + count);
   }
+  // Grows (zero-filled) or shrinks to `elements`, owning the data afterwards.
+  void resize(size_t elements) {
+    materialize();
+    owned_.resize(elements, T());
+  }
+  T* mutable_data() {
+    materialize();
+    return owned_.data();
+  }
   void borrow(const T* values, size_t count, std::shared_ptr<ByteSource> keepalive) {
     owned_.clear();
     owned_.shrink_to_fit();
@@ -82,11 +91,21 @@ class RowStore {
   std::shared_ptr<ByteSource> keepalive_;
 };
 
+// Rows a search may return: a bitset over rows built once per call (inactive = every row).
+struct RowFilter {
+  std::vector<uint64_t> bits;
+  bool active = false;
+  bool allows(size_t row) const { return !active || (bits[row >> 6] >> (row & 63)) & 1; }
+};
+
 // Scores a block of consecutive stored rows against one prepared query (smaller is better).
 class RowScorer {
  public:
   virtual ~RowScorer() = default;
   virtual void score(size_t begin, size_t count, float* out) const = 0;
+  // Optional fused scan of rows [begin, end) into `out` (keyed by row), honouring `filter`; scorers that can
+  // prune before computing exact scores (4-bit fast-scan) implement it. Returns false to use score().
+  virtual bool scan(size_t begin, size_t end, TopK& out, const RowFilter& filter) const { return false; }
 };
 
 class Index {
@@ -146,7 +165,6 @@ class Index {
                          bool borrow) = 0;
 
  private:
-  struct RowFilter;
   RowFilter build_filter(const SearchParams& params) const;
   void check_search(size_t k, const SearchParams& params) const;
   const float* prepare_queries(size_t nq, const float* queries, std::vector<float>& scratch) const;
@@ -213,6 +231,15 @@ class CodecIndex : public Index {
   RowStore<uint8_t> codes_;  // size() × code_size
   RowStore<float> vectors_;  // size() × dim when store_vectors_
 };
+
+// Bulk sections shared by index types: u32 pad + pad bytes (8-byte file alignment), u64 element count, then
+// the elements. read_bulk insists on exactly `expected` elements and borrows them from `source` when asked.
+void write_bulk(ContainerWriter& out, uint32_t tag, const uint8_t* data, size_t count);
+void write_bulk(ContainerWriter& out, uint32_t tag, const float* data, size_t count);
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<uint8_t>& store);
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<float>& store);
 
 // Codec persistence (container magic "QVRC"): the canonical spec, the dimension and the trained state.
 std::vector<uint8_t> serialize_codec(const Quantizer& codec);

@@ -39,8 +39,28 @@ void adc_scan_u8_scalar(const uint8_t* codes, size_t n, size_t m_count, const fl
   }
 }
 
+void fastscan_u4_scalar(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
+                        uint16_t* block_min) {
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * npairs * 32;
+    uint16_t* sums = out + b * 32;
+    for (size_t j = 0; j < 32; ++j) sums[j] = 0;
+    for (size_t p = 0; p < npairs; ++p) {
+      const uint8_t* bytes = block + p * 32;
+      const uint8_t* lo_table = lut + (2 * p) * 16;
+      const uint8_t* hi_table = lut + (2 * p + 1) * 16;
+      for (size_t j = 0; j < 32; ++j)
+        sums[j] = uint16_t(sums[j] + lo_table[bytes[j] & 15] + hi_table[bytes[j] >> 4]);
+    }
+    uint16_t smallest = sums[0];
+    for (size_t j = 1; j < 32; ++j) smallest = sums[j] < smallest ? sums[j] : smallest;
+    block_min[b] = smallest;
+  }
+}
+
 }  // namespace
 
-const Kernels kScalarKernels = {l2sqr_scalar, dot_scalar, dot_transposed_scalar, adc_scan_u8_scalar};
+const Kernels kScalarKernels = {l2sqr_scalar, dot_scalar, dot_transposed_scalar, adc_scan_u8_scalar,
+                                fastscan_u4_scalar};
 
 }  // namespace quiver

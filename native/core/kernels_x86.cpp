@@ -6,6 +6,7 @@
 
 // GCC 12 warns about an uninitialised variable inside its own avx512fintrin.h (_mm512_reduce_add_ps).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstring>
@@ -201,11 +202,94 @@ QV_AVX512 void dot_transposed_avx512(const float* x, const float* ct, size_t d, 
   }
 }
 
+// 4-bit fast-scan: the 16-entry uint8 tables of two sub-quantizers sit in registers; vpshufb looks up 32 codes
+// at once. Sums are kept in uint16 without unpacking bytes: adding the 32 looked-up bytes as 16 uint16 words
+// accumulates even bytes (plus 256 × odd bytes, which wraps harmlessly) in `mixed`, and adding them shifted
+// right by 8 accumulates the odd bytes alone in `odd`; even = mixed − (odd << 8) (mod 2^16) at the end, exact
+// while every true sum stays below 2^16 (M ≤ 256 sub-quantizers of at most 255 each).
+// Stores the 32 sums of a block in row order and its minimum. even/odd hold the sums of the even/odd rows of
+// each 128-bit lane (rows 0–15 in lane 0, 16–31 in lane 1).
+QV_AVX2 inline void store_block_sums(__m256i even, __m256i odd, uint16_t* sums, uint16_t* block_min) {
+  const __m256i first = _mm256_unpacklo_epi16(even, odd);   // lane0: rows 0..7,  lane1: rows 16..23
+  const __m256i second = _mm256_unpackhi_epi16(even, odd);  // lane0: rows 8..15, lane1: rows 24..31
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), _mm256_permute2x128_si256(first, second, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 16), _mm256_permute2x128_si256(first, second, 0x31));
+  const __m256i m = _mm256_min_epu16(even, odd);
+  const __m128i m128 = _mm_min_epu16(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+  *block_min = uint16_t(_mm_cvtsi128_si32(_mm_minpos_epu16(m128)));
+}
+
+QV_AVX2 void fastscan_u4_avx2(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
+                              uint16_t* out, uint16_t* block_min) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * npairs * 32;
+    __m256i mixed = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+    for (size_t p = 0; p < npairs; ++p) {
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
+      const __m256i lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)));
+      const __m256i hi_table =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)));
+      const __m256i lo = _mm256_and_si256(codes, low_nibbles);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(codes, 4), low_nibbles);
+      const __m256i sum_lo = _mm256_shuffle_epi8(lo_table, lo);
+      const __m256i sum_hi = _mm256_shuffle_epi8(hi_table, hi);
+      mixed = _mm256_add_epi16(mixed, _mm256_add_epi16(sum_lo, sum_hi));
+      odd = _mm256_add_epi16(odd, _mm256_add_epi16(_mm256_srli_epi16(sum_lo, 8), _mm256_srli_epi16(sum_hi, 8)));
+    }
+    store_block_sums(_mm256_sub_epi16(mixed, _mm256_slli_epi16(odd, 8)), odd, out + b * 32, block_min + b);
+  }
+}
+
+// AVX-512: two sub-quantizer pairs per 512-bit step (lanes 0–1 one pair, lanes 2–3 the next), folded at the end.
+QV_AVX512 void fastscan_u4_avx512(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
+                                  uint16_t* out, uint16_t* block_min) {
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+  const size_t pairs2 = npairs & ~size_t(1);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * npairs * 32;
+    __m512i mixed = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+    for (size_t p = 0; p < pairs2; p += 2) {
+      const __m512i codes = _mm512_loadu_si512(block + p * 32);
+      // Tables: lanes 0,1 ← pair p's lo/hi tables broadcast per 256-bit half, lanes 2,3 ← pair p+1's.
+      const __m512i lo_table = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)))),
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * (p + 1)))), 1);
+      const __m512i hi_table = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)))),
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * (p + 1) + 16))), 1);
+      const __m512i lo = _mm512_and_si512(codes, low_nibbles);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low_nibbles);
+      const __m512i sum_lo = _mm512_shuffle_epi8(lo_table, lo);
+      const __m512i sum_hi = _mm512_shuffle_epi8(hi_table, hi);
+      mixed = _mm512_add_epi16(mixed, _mm512_add_epi16(sum_lo, sum_hi));
+      odd = _mm512_add_epi16(odd, _mm512_add_epi16(_mm512_srli_epi16(sum_lo, 8), _mm512_srli_epi16(sum_hi, 8)));
+    }
+    __m256i mixed256 = _mm256_add_epi16(_mm512_castsi512_si256(mixed), _mm512_extracti64x4_epi64(mixed, 1));
+    __m256i odd256 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
+    if (pairs2 < npairs) {  // an odd pair count leaves one pair for 256-bit code
+      const size_t p = pairs2;
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
+      const __m256i lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)));
+      const __m256i hi_table =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)));
+      const __m256i nib = _mm256_set1_epi8(0x0F);
+      const __m256i sum_lo = _mm256_shuffle_epi8(lo_table, _mm256_and_si256(codes, nib));
+      const __m256i sum_hi = _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), nib));
+      mixed256 = _mm256_add_epi16(mixed256, _mm256_add_epi16(sum_lo, sum_hi));
+      odd256 = _mm256_add_epi16(odd256, _mm256_add_epi16(_mm256_srli_epi16(sum_lo, 8), _mm256_srli_epi16(sum_hi, 8)));
+    }
+    store_block_sums(_mm256_sub_epi16(mixed256, _mm256_slli_epi16(odd256, 8)), odd256, out + b * 32,
+                     block_min + b);
+  }
+}
+
 }  // namespace
 
-const Kernels kAvx2Kernels = {l2sqr_avx2, dot_avx2, dot_transposed_avx2, adc_scan_u8_avx2};
+const Kernels kAvx2Kernels = {l2sqr_avx2, dot_avx2, dot_transposed_avx2, adc_scan_u8_avx2, fastscan_u4_avx2};
 // The 8-bit ADC scan is bound by gathers, which AVX-512 does not make faster: it shares the AVX2 kernel.
-const Kernels kAvx512Kernels = {l2sqr_avx512, dot_avx512, dot_transposed_avx512, adc_scan_u8_avx2};
+const Kernels kAvx512Kernels = {l2sqr_avx512, dot_avx512, dot_transposed_avx512, adc_scan_u8_avx2,
+                                fastscan_u4_avx512};
 
 }  // namespace quiver
 

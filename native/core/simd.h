@@ -27,6 +27,11 @@ struct Kernels {
   // ADC scan of 8-bit codes: out[i] = Σ_m lut[m·256 + codes[i·m_count + m]] for i < n.
   // codes: n × m_count bytes; lut: m_count × 256 floats.
   void (*adc_scan_u8)(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out);
+  // 4-bit fast-scan over blocks of 32 codes (layout in fastscan.h): out[b·32 + j] = Σ_m lut[m·16 + c_m(j)]
+  // for every block b < nblocks, as exact uint16 sums, and block_min[b] = the smallest of block b's 32 sums
+  // (so callers skip whole blocks). lut: 2·npairs rows of 16 uint8; out: nblocks × 32; block_min: nblocks.
+  void (*fastscan_u4)(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
+                      uint16_t* block_min);
 };
 
 // Kernels of the active level.

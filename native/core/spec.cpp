@@ -3,13 +3,15 @@
 #include <cctype>
 
 #include "error.h"
+#include "fastscan.h"
 #include "pq.h"
 
 namespace quiver {
 
 namespace {
 
-constexpr const char* kIndexGrammar = "\"Flat\" or \"PQ<M>[x<nbits>]\" optionally followed by \",Refine\"";
+constexpr const char* kIndexGrammar =
+    "\"Flat\", \"PQ<M>[x<nbits>]\" or \"PQ<M>x4fs\", optionally followed by \",Refine\"";
 constexpr const char* kCodecGrammar = "\"PQ<M>[x<nbits>]\"";
 
 bool read_int(const std::string& s, size_t& pos, size_t* out) {
@@ -87,14 +89,20 @@ namespace {
 
 struct PqParams {
   size_t m, nbits;
+  bool fast_scan;  // "PQ<M>x4fs": 4-bit codes in the fast-scan block layout (indexes only)
 };
 
-PqParams read_pq(const std::string& spec, const SpecComponent& c) {
-  if (c.numbers.empty() || c.numbers.size() > 2 || !c.suffix.empty())
-    bad_component(spec, c, "expected PQ<M> or PQ<M>x<nbits>, e.g. PQ16x8");
+PqParams read_pq(const std::string& spec, const SpecComponent& c, bool allow_fast_scan) {
+  const bool fs = c.suffix == "fs";
+  if (c.numbers.empty() || c.numbers.size() > 2 || (!c.suffix.empty() && !fs))
+    bad_component(spec, c, "expected PQ<M>, PQ<M>x<nbits> or PQ<M>x4fs, e.g. PQ16x8");
   if (!c.options.empty())
     bad_component(spec, c, "takes no options, got " + c.options.begin()->first);
-  return PqParams{c.numbers[0], c.numbers.size() == 2 ? c.numbers[1] : 8};
+  const PqParams pq{c.numbers[0], c.numbers.size() == 2 ? c.numbers[1] : 8, fs};
+  if (fs && !allow_fast_scan)
+    bad_component(spec, c, "is an index layout (fast-scan); as a codec write PQ" + std::to_string(pq.m) + "x4");
+  if (fs && pq.nbits != 4) bad_component(spec, c, "fast-scan needs 4-bit codes: write PQ<M>x4fs");
+  return pq;
 }
 
 void expect_plain(const std::string& spec, const SpecComponent& c) {
@@ -110,7 +118,7 @@ std::unique_ptr<Quantizer> make_codec_unnamed(const std::string& spec, size_t di
   const std::vector<SpecComponent> parts = parse_spec(spec);
   QV_CHECK(parts.size() == 1 && parts[0].name == "PQ", InvalidArgument,
            "spec \"" << spec << "\": expected a codec spec " << kCodecGrammar);
-  const PqParams pq = read_pq(spec, parts[0]);
+  const PqParams pq = read_pq(spec, parts[0], false);
   return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
 }
 
@@ -132,7 +140,8 @@ std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, M
     return std::make_unique<FlatIndex>(dim, metric);
   }
   if (main.name == "PQ") {
-    const PqParams pq = read_pq(spec, main);
+    const PqParams pq = read_pq(spec, main, true);
+    if (pq.fast_scan) return std::make_unique<FastScanIndex>(dim, metric, pq.m, refine);
     return std::make_unique<CodecIndex>(dim, metric, std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits),
                                         refine);
   }
