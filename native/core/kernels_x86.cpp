@@ -93,40 +93,39 @@ QV_AVX2 void dot_transposed_avx2(const float* x, const float* ct, size_t d, size
   }
 }
 
-// 8 codes per step. One 32-bit gather fetches bytes m..m+3 of 8 codes at once; each byte then indexes its
-// sub-table by a float gather. Sub-quantizers past the last multiple of 4 are added in scalar code.
+// 8-bit ADC is a chain of table look-ups; gathers do not speed them up on current x86 cores (they are
+// micro-coded), so this kernel keeps scalar loads but scores 4 codes at once with 8 independent partial sums:
+// the float additions no longer wait on each other and the load ports stay busy.
 QV_AVX2 void adc_scan_u8_avx2(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out) {
-  const size_t m4 = m_count & ~size_t(3);
-  const __m256i byte_mask = _mm256_set1_epi32(0xFF);
-  const __m256i row_offsets =
-      _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(m_count)));
   size_t i = 0;
-  // Gathering from codes + (i + 7)·m_count + m reads 4 bytes; m + 3 < m4 ≤ m_count keeps them in bounds.
-  if (m_count <= (size_t(1) << 24)) {
-    for (; i + 8 <= n; i += 8) {
-      const uint8_t* block = codes + i * m_count;
-      __m256 acc = _mm256_setzero_ps();
-      for (size_t m = 0; m < m4; m += 4) {
-        const __m256i words = _mm256_i32gather_epi32(reinterpret_cast<const int*>(block + m), row_offsets, 1);
-        const float* table = lut + m * 256;
-        const __m256i i0 = _mm256_and_si256(words, byte_mask);
-        const __m256i i1 = _mm256_and_si256(_mm256_srli_epi32(words, 8), byte_mask);
-        const __m256i i2 = _mm256_and_si256(_mm256_srli_epi32(words, 16), byte_mask);
-        const __m256i i3 = _mm256_srli_epi32(words, 24);
-        acc = _mm256_add_ps(acc, _mm256_i32gather_ps(table, i0, 4));
-        acc = _mm256_add_ps(acc, _mm256_i32gather_ps(table + 256, i1, 4));
-        acc = _mm256_add_ps(acc, _mm256_i32gather_ps(table + 512, i2, 4));
-        acc = _mm256_add_ps(acc, _mm256_i32gather_ps(table + 768, i3, 4));
-      }
-      alignas(32) float partial[8];
-      _mm256_store_ps(partial, acc);
-      for (size_t v = 0; v < 8; ++v) {
-        const uint8_t* code = block + v * m_count;
-        float sum = partial[v];
-        for (size_t m = m4; m < m_count; ++m) sum += lut[m * 256 + code[m]];
-        out[i + v] = sum;
-      }
+  for (; i + 4 <= n; i += 4) {
+    const uint8_t* c0 = codes + i * m_count;
+    const uint8_t* c1 = c0 + m_count;
+    const uint8_t* c2 = c1 + m_count;
+    const uint8_t* c3 = c2 + m_count;
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    const float* t = lut;
+    size_t m = 0;
+    for (; m + 2 <= m_count; m += 2, t += 512) {
+      a0 += t[c0[m]];
+      a1 += t[c1[m]];
+      a2 += t[c2[m]];
+      a3 += t[c3[m]];
+      b0 += t[256 + c0[m + 1]];
+      b1 += t[256 + c1[m + 1]];
+      b2 += t[256 + c2[m + 1]];
+      b3 += t[256 + c3[m + 1]];
     }
+    if (m < m_count) {
+      a0 += t[c0[m]];
+      a1 += t[c1[m]];
+      a2 += t[c2[m]];
+      a3 += t[c3[m]];
+    }
+    out[i] = a0 + b0;
+    out[i + 1] = a1 + b1;
+    out[i + 2] = a2 + b2;
+    out[i + 3] = a3 + b3;
   }
   for (; i < n; ++i) {
     const uint8_t* code = codes + i * m_count;
@@ -287,7 +286,7 @@ QV_AVX512 void fastscan_u4_avx512(const uint8_t* blocks, size_t nblocks, size_t 
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2, dot_avx2, dot_transposed_avx2, adc_scan_u8_avx2, fastscan_u4_avx2};
-// The 8-bit ADC scan is bound by gathers, which AVX-512 does not make faster: it shares the AVX2 kernel.
+// The 8-bit ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2 kernel.
 const Kernels kAvx512Kernels = {l2sqr_avx512, dot_avx512, dot_transposed_avx512, adc_scan_u8_avx2,
                                 fastscan_u4_avx512};
 
