@@ -14,9 +14,9 @@ import {
   l2NormalizeRows,
   readIdx,
   retrievalMetrics,
-  similarity,
   type ImageInput,
 } from '../lib/pipeline/index';
+import { similarity } from '../lib/pipeline/vectors';
 import { TableEmbedder, dot, unit } from './pipeline-helpers';
 
 const close = (a: number, b: number, eps = 1e-5) => Math.abs(a - b) <= eps * Math.max(1, Math.abs(b));

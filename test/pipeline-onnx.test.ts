@@ -137,7 +137,7 @@ t.test('image preprocessing with sharp: centre crop, scale, mean/std, NCHW — e
   const expected = expectedCrop();
   const raw = await prepareImages([W6H4], { size: 4, mean, std });
   t.same(Array.from(raw), Array.from(expected), 'raw pixels: the centre 4 columns of 6, normalised, channel planes');
-  const png = await sharp(W6H4.data, { raw: { width: 6, height: 4, channels: 3 } }).png().toBuffer();
+  const png = await sharp(W6H4.data as Uint8Array, { raw: { width: 6, height: 4, channels: 3 } }).png().toBuffer();
   t.same(Array.from(await prepareImages([png], { size: 4, mean, std })), Array.from(expected), 'the same image as PNG bytes');
   const nhwc = await prepareImages([W6H4], { size: 4, mean, std, layout: 'NHWC' });
   t.equal(nhwc[(1 * 4 + 2) * 3 + 1], expected[1 * 16 + 1 * 4 + 2], 'NHWC puts channels last');

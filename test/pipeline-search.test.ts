@@ -128,3 +128,15 @@ t.test('an ExactReranker over a user-filled store, inner-product index', async (
   const exact = bruteForce(base.subarray(0, 200 * dim), queryVectors.subarray(3 * dim, 4 * dim), dim, 3, 'ip');
   t.same(Array.from(result.ids, (id) => Number(id - 1000n)), exact.ids[0], 'inner-product rerank = brute force');
 });
+
+t.test('categories: indexProducts labels items, a per-call filter restricts the search', async (t) => {
+  const embedder = new TableEmbedder<string>(dim, embed);
+  const index = await Index.train('Flat', base, { dim });
+  const pipeline = new SearchPipeline({ embedder, index, keepVectors: true });
+  await pipeline.indexProducts(items.slice(0, 90).map((item, i) => ({ ...item, category: i % 3 })));
+  const result = await pipeline.search(['query-0', 'query-1'], 5, { searchOptions: { categories: [2] } });
+  t.ok(Array.from(result.ids).every((id) => Number(id - 1000n) % 3 === 2), 'only category-2 items come back');
+  const allowed = BigInt64Array.of(idOf(4), idOf(40));
+  const filtered = await pipeline.search(['query-0'], 3, { searchOptions: { filter: allowed } });
+  t.same(Array.from(filtered.ids).filter((id) => id >= 0n).sort(), [idOf(4), idOf(40)], 'an id allow-list');
+});

@@ -1,5 +1,5 @@
 // The Embedder contract and the pieces every embedder shares: input kinds, argument checks and batching.
-import { describe, expectArray, expectInteger, expectString } from './args';
+import { describe, expectArray, expectFunction, expectInteger, expectString } from './args';
 
 /**
  * Turns inputs into vectors. `embed` resolves to inputs.length × dim floats, row i for input i, and splits
@@ -89,12 +89,16 @@ export async function embedInBatches<Input>(
   dim: number,
   embedBatch: (batch: readonly Input[]) => Promise<Float32Array>,
 ): Promise<Float32Array> {
+  expectArray(inputs, 'inputs', false);
+  expectInteger(batchSize, 'batchSize', 1, MAX_BATCH_SIZE);
+  expectInteger(dim, 'dim', 1, 1 << 20);
+  expectFunction(embedBatch, 'embedBatch');
   const out = new Float32Array(inputs.length * dim);
   for (let start = 0; start < inputs.length; start += batchSize) {
     const batch = inputs.slice(start, start + batchSize);
-    const rows = await embedBatch(batch);
-    if (rows.length !== batch.length * dim) {
-      throw new Error(`embedder returned ${rows.length} floats for ${batch.length} inputs of dim ${dim}`);
+    const rows: unknown = await embedBatch(batch);
+    if (!(rows instanceof Float32Array) || rows.length !== batch.length * dim) {
+      throw new TypeError(`embedBatch: expected a Float32Array of ${batch.length} × ${dim} floats for ${batch.length} inputs, got ${describe(rows)}`);
     }
     out.set(rows, start * dim);
   }

@@ -64,10 +64,11 @@ export {
   type IndexProductsOptions,
   type IndexProductsResult,
   type IndexProgress,
+  type PipelineIndexSearchOptions,
   type PipelineItem,
   type PipelineSearchOptions,
   type PipelineSearchResult,
   type SearchPipelineOptions,
   type StageTimings,
 } from './search';
-export { VectorStore, l2NormalizeRows, similarity, type VectorStoreOptions } from './vectors';
+export { VectorStore, l2NormalizeRows, type VectorStoreOptions } from './vectors';

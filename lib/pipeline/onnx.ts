@@ -23,7 +23,7 @@ import {
 import { checkPreprocessing, prepareChecked, type CheckedPreprocessing, type ImagePreprocessing } from './image';
 import { loadOptional } from './optional';
 import { checkRerankArgs, type LocalFeatureStore, type Reranker, type RerankQuery } from './rerank';
-import { l2NormalizeRows, type VectorStore } from './vectors';
+import { normalizeRowsUnchecked, type VectorStore } from './vectors';
 
 // The part of onnxruntime-node's API used here, declared locally so that quiver's types do not need the package.
 export type OrtData = Float32Array | Int32Array | BigInt64Array;
@@ -402,7 +402,7 @@ export class OnnxEmbedder<Input = unknown> implements Embedder<Input> {
     } else {
       throw new Error(`OnnxEmbedder: the model returned shape [${dims.join(', ')}] for ${batch.length} inputs; expected [${batch.length}, ${this.dim}] or [${batch.length}, tokens, ${this.dim}]`);
     }
-    return this.#normalize ? l2NormalizeRows(rows, this.dim) : rows;
+    return this.#normalize ? normalizeRowsUnchecked(rows, this.dim) : rows;
   }
 }
 

@@ -3,6 +3,8 @@
 // runtime. So nothing here is imported at the top of a module; each feature asks for its package when first
 // used, and a missing package becomes one clear error that names what to install.
 
+import { describe } from '../validate';
+
 /** The optional peer packages and the versions this code was written and tested against. */
 export const OPTIONAL_PACKAGES: Readonly<Record<string, string>> = {
   'onnxruntime-node': '1.30.0',
@@ -51,8 +53,9 @@ const loaded = new Map<string, unknown>();
  */
 export function loadOptional<T = unknown>(packageName: string, purpose: string): T {
   if (typeof packageName !== 'string' || packageName.length === 0) {
-    throw new TypeError(`packageName: expected a non-empty string, got ${String(packageName)}`);
+    throw new TypeError(`packageName: expected a non-empty string, got ${describe(packageName)}`);
   }
+  if (typeof purpose !== 'string') throw new TypeError(`purpose: expected a string, got ${describe(purpose)}`);
   if (loaded.has(packageName)) return loaded.get(packageName) as T;
   let module: unknown;
   try {

@@ -4,7 +4,7 @@
 import { describe, expectBoolean, expectChoice, expectNumber, expectOptions, expectString, optionalInteger } from './args';
 import { checkEmbedder, checkImageInput, checkBatchSize, type Embedder, type ImageInput } from './embedder';
 import { checkModelSource, lastFixedSize, metadataOf, openSession, ort, pickName, toFloat32, type OnnxModelSource, type OrtSession } from './onnx';
-import { l2NormalizeRows } from './vectors';
+import { normalizeRowsUnchecked } from './vectors';
 
 /** A product: an image, a text, or both (a query may have just one). */
 export interface ProductInput {
@@ -134,7 +134,7 @@ async function onnxHead(f: OnnxFusion, imageDim: number, textDim: number): Promi
         const values = toFloat32(result, `fusion output ${JSON.stringify(output)}`);
         if (values.length !== n * dim) throw new Error(`ProductEmbedder: the fusion model returned shape [${result.dims.join(', ')}] for ${n} products; expected [${n}, ${dim}]`);
         const rows = values.slice();
-        return normalize ? l2NormalizeRows(rows, dim) : rows;
+        return normalize ? normalizeRowsUnchecked(rows, dim) : rows;
       },
       close: () => session.release(),
     };
@@ -221,7 +221,7 @@ export class ProductEmbedder implements Embedder<ProductInput> {
     const image = new Float32Array(n * this.#image.dim);
     const text = new Float32Array(n * this.#text.dim);
     const scatter = (rows: Float32Array, present: boolean[], into: Float32Array, dim: number) => {
-      l2NormalizeRows(rows, dim);
+      normalizeRowsUnchecked(rows, dim);
       let r = 0;
       present.forEach((has, i) => has && into.set(rows.subarray(r * dim, ++r * dim), i * dim));
     };

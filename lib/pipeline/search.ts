@@ -24,8 +24,20 @@ export interface SearchPipelineOptions<Input> {
   batchSize?: number;
   /** Queries reranked at once (default 4). */
   rerankConcurrency?: number;
-  /** Passed to index.search (nprobe, refine, threads). */
-  searchOptions?: SearchOptions;
+  /** Passed to index.search: nprobe, refine, threads, filter (id allow-list), categories. */
+  searchOptions?: PipelineIndexSearchOptions;
+}
+
+/** The index.search options a pipeline passes through (perCategory changes the result layout, so it is not one). */
+export type PipelineIndexSearchOptions = Omit<SearchOptions, 'perCategory'>;
+const INDEX_SEARCH_KEYS = ['nprobe', 'refine', 'threads', 'filter', 'categories'] as const;
+
+function checkIndexSearchOptions(value: unknown, name: string): PipelineIndexSearchOptions {
+  if (value !== null && typeof value === 'object' && 'perCategory' in value) {
+    throw new TypeError(`${name}.perCategory: a pipeline returns one ranked list per query; search the index directly for per-category lists`);
+  }
+  // index.search checks the values; rejecting unknown keys here makes a typo fail early.
+  return expectOptions<PipelineIndexSearchOptions>(value, name, INDEX_SEARCH_KEYS);
 }
 
 export interface PipelineSearchOptions {
@@ -33,6 +45,8 @@ export interface PipelineSearchOptions {
   shortlist?: number;
   /** false skips reranking (the ANN order is the answer); default true when there is a reranker. */
   rerank?: boolean;
+  /** index.search options for this call, over the pipeline's own (e.g. a filter or categories per request). */
+  searchOptions?: PipelineIndexSearchOptions;
 }
 
 /** Wall time of each stage in milliseconds, summed over the batches of one call. */
@@ -59,6 +73,8 @@ export interface PipelineSearchResult {
 export interface PipelineItem<Input> {
   id: bigint;
   input: Input;
+  /** A small integer label for category-filtered search (give it for all items of a call or for none). */
+  category?: number;
 }
 
 export interface IndexProgress {
@@ -114,7 +130,7 @@ export class SearchPipeline<Input = unknown> {
   readonly shortlist: number;
   readonly batchSize: number;
   readonly rerankConcurrency: number;
-  #searchOptions?: SearchOptions;
+  #searchOptions: PipelineIndexSearchOptions;
 
   constructor(options: SearchPipelineOptions<Input>) {
     if (options === undefined) throw new TypeError('options: expected { embedder, index, … }, got undefined');
@@ -151,8 +167,7 @@ export class SearchPipeline<Input = unknown> {
     this.shortlist = o.shortlist === undefined ? 4 : expectInteger(o.shortlist, 'options.shortlist', 1, MAX_SHORTLIST);
     this.batchSize = checkBatchSize(o.batchSize, 'options.batchSize', 64);
     this.rerankConcurrency = o.rerankConcurrency === undefined ? 4 : expectInteger(o.rerankConcurrency, 'options.rerankConcurrency', 1, 256);
-    // index.search checks its own options; rejecting unknown keys here makes a typo fail at construction.
-    this.#searchOptions = expectOptions<SearchOptions>(o.searchOptions, 'options.searchOptions', ['nprobe', 'refine', 'threads']);
+    this.#searchOptions = checkIndexSearchOptions(o.searchOptions, 'options.searchOptions');
   }
 
   /** Embeds `inputs`, finds k × shortlist candidates each, reranks them and keeps the best k. */
@@ -174,10 +189,13 @@ export class SearchPipeline<Input = unknown> {
   /** Embeds the items' inputs and adds them to the index under their ids (and to the store), batch by batch. */
   async indexProducts(items: readonly PipelineItem<Input>[], options?: IndexProductsOptions): Promise<IndexProductsResult> {
     const list = expectArray<PipelineItem<Input>>(items, 'items');
+    const withCategory = list.length > 0 && (list[0] as Partial<PipelineItem<Input>> | null)?.category !== undefined;
     list.forEach((item, i) => {
-      const o = expectOptions<PipelineItem<Input>>(item, `items[${i}]`, ['id', 'input']);
+      const o = expectOptions<PipelineItem<Input>>(item, `items[${i}]`, ['id', 'input', 'category']);
       expectId(o.id, `items[${i}].id`);
-      if (!('input' in (item as object)) || o.input === undefined) throw new TypeError(`items[${i}].input: expected the item's input, got undefined`);
+      if (o.input === undefined) throw new TypeError(`items[${i}].input: expected the item's input, got undefined`);
+      if (withCategory) expectInteger(o.category, `items[${i}].category`, 0, 2 ** 31 - 1);
+      else if (o.category !== undefined) throw new TypeError(`items[${i}].category: items[0] has no category, so none may have one`);
     });
     const o = expectOptions<IndexProductsOptions>(options, 'options', ['batchSize', 'onProgress']);
     const batchSize = checkBatchSize(o.batchSize, 'options.batchSize', Math.min(MAX_BATCH_SIZE, this.embedder.batchSize * 4));
@@ -192,7 +210,7 @@ export class SearchPipeline<Input = unknown> {
       timings.embedMs += performance.now() - t;
       const ids = BigInt64Array.from(batch, (item) => item.id);
       t = performance.now();
-      await this.index.add(vectors, ids);
+      await this.index.add(vectors, ids, withCategory ? { categories: Int32Array.from(batch, (item) => item.category!) } : undefined);
       this.store?.set(ids, vectors);
       timings.addMs += performance.now() - t;
       done += batch.length;
@@ -209,7 +227,8 @@ export class SearchPipeline<Input = unknown> {
     embed: (start: number, end: number) => Promise<{ vectors: Float32Array; inputs?: readonly Input[] }>,
   ): Promise<PipelineSearchResult> {
     expectInteger(k, 'k', 1, MAX_K);
-    const o = expectOptions<PipelineSearchOptions>(options, 'options', ['shortlist', 'rerank']);
+    const o = expectOptions<PipelineSearchOptions>(options, 'options', ['shortlist', 'rerank', 'searchOptions']);
+    const searchOptions = { ...this.#searchOptions, ...checkIndexSearchOptions(o.searchOptions, 'options.searchOptions') };
     const shortlist = optionalInteger(o.shortlist, 'options.shortlist', 1, MAX_SHORTLIST) ?? this.shortlist;
     const rerank = (o.rerank === undefined ? true : expectBoolean(o.rerank, 'options.rerank')) && this.reranker !== undefined;
     const kk = k as number;
@@ -232,7 +251,7 @@ export class SearchPipeline<Input = unknown> {
       result.timings.embedMs += performance.now() - t;
 
       t = performance.now();
-      const found = await this.index.search(vectors, perQuery, this.#searchOptions);
+      const found = await this.index.search(vectors, perQuery, searchOptions);
       result.timings.searchMs += performance.now() - t;
       result.candidates.ids.set(found.ids, start * perQuery);
       for (let i = 0; i < found.distances.length; i++) {

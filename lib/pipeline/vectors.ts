@@ -7,6 +7,13 @@ export const METRICS: readonly Metric[] = ['l2', 'ip', 'cosine'];
 
 /** Scales each dim-long row of `vectors` to unit L2 norm, in place; all-zero rows stay zero. Returns `vectors`. */
 export function l2NormalizeRows(vectors: Float32Array, dim: number): Float32Array {
+  expectInteger(dim, 'dim', 1, 1 << 20);
+  expectMatrix(vectors, 'vectors', dim);
+  return normalizeRowsUnchecked(vectors, dim);
+}
+
+/** l2NormalizeRows for arrays the library built itself (no checks: it runs on every batch). */
+export function normalizeRowsUnchecked(vectors: Float32Array, dim: number): Float32Array {
   for (let row = 0; row < vectors.length; row += dim) {
     let sum = 0;
     for (let j = 0; j < dim; j++) sum += vectors[row + j] * vectors[row + j];
