@@ -202,6 +202,18 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
   };
 
   const size_t threads = effective_threads(params.threads);
+  if (custom_search()) {
+    std::vector<std::vector<Candidate>> found(nq);
+    search_custom(nq, queries, k, shortlist, params, filter, found);
+    default_pool().parallel_for(
+        nq, 16,
+        [&](size_t begin, size_t end) {
+          for (size_t q = begin; q < end; ++q)
+            finish_query(queries + q * dim_, std::move(found[q]), k, params, labels + q * k, distances + q * k);
+        },
+        threads);
+    return;
+  }
   // Many queries: one thread per query. Few queries over many rows: split each query's rows instead.
   if (nq < threads && n >= 2 * kMinRowsPerThread) {
     const size_t grain = std::max(kMinRowsPerThread, (n + threads - 1) / threads);

@@ -39,6 +39,20 @@ void CentroidTable::scores(const float* x, float* out) const {
   for (size_t j = 0; j < k_; ++j) out[j] = norms_[j] - 2 * out[j];
 }
 
+void CentroidTable::dots(const float* x, float* out) const {
+  kernels().dot_transposed(x, transposed_.data(), d_, k_, ldc_, out);
+}
+
+std::vector<float> subsample_rows(size_t n, size_t d, const float* x, size_t max_rows, uint64_t seed) {
+  std::vector<float> out;
+  if (max_rows == 0 || n <= max_rows) return out;
+  Rng rng(seed);
+  const std::vector<size_t> picked = sample_indices(n, max_rows, rng);
+  out.resize(max_rows * d);
+  for (size_t i = 0; i < max_rows; ++i) std::memcpy(&out[i * d], x + picked[i] * d, d * sizeof(float));
+  return out;
+}
+
 size_t CentroidTable::nearest(const float* x, float* scratch) const {
   scores(x, scratch);
   size_t best = 0;
@@ -143,8 +157,12 @@ size_t repair_empty_clusters(size_t d, size_t k, std::vector<float>& centroids,
 
 }  // namespace
 
-KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainContext& ctx, const char* phase,
-                    int stage, int stages) {
+namespace {
+
+// Shared body of kmeans() and kmeans_from(): subsampling, initialisation (k-means++ unless `initial` is
+// given), then Lloyd iterations.
+KMeansResult run_kmeans(size_t n, size_t d, const float* x, size_t k, const float* initial,
+                        const TrainContext& ctx, const char* phase, int stage, int stages) {
   QV_CHECK(k >= 1, InvalidArgument, "k-means needs at least one centroid");
   QV_CHECK(d >= 1, InvalidArgument, "k-means needs dimension >= 1");
   QV_CHECK(n >= k, InvalidArgument,
@@ -164,11 +182,15 @@ KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainCon
   }
 
   KMeansResult result;
-  result.centroids = plus_plus_init(n, d, x, k, rng, ctx.threads);
-  if (k == n) {
-    // Every point is its own centroid: nothing to iterate.
-    result.mse = 0;
-    return result;
+  if (initial) {
+    result.centroids.assign(initial, initial + k * d);
+  } else {
+    result.centroids = plus_plus_init(n, d, x, k, rng, ctx.threads);
+    if (k == n) {
+      // Every point is its own centroid: nothing to iterate.
+      result.mse = 0;
+      return result;
+    }
   }
 
   std::vector<int32_t> labels(n, -1), previous(n, -1);
@@ -203,6 +225,18 @@ KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainCon
     repair_empty_clusters(d, k, result.centroids, counts, rng);
   }
   return result;
+}
+
+}  // namespace
+
+KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainContext& ctx, const char* phase,
+                    int stage, int stages) {
+  return run_kmeans(n, d, x, k, nullptr, ctx, phase, stage, stages);
+}
+
+KMeansResult kmeans_from(size_t n, size_t d, const float* x, size_t k, const float* initial,
+                         const TrainContext& ctx, const char* phase, int stage, int stages) {
+  return run_kmeans(n, d, x, k, initial, ctx, phase, stage, stages);
 }
 
 }  // namespace quiver

@@ -21,10 +21,22 @@ struct KMeansResult {
 KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainContext& ctx,
                     const char* phase = "kmeans", int stage = 0, int stages = 1);
 
+// Lloyd iterations started from given centroids (initial: k × d) instead of k-means++: the warm start that
+// alternating schemes (OPQ, TRQ) use to refresh a codebook after the data moved a little. Same subsampling,
+// empty-cluster repair and reports as kmeans(); ctx.iterations counts assignment passes, so 1 returns the
+// initial centroids with their MSE.
+KMeansResult kmeans_from(size_t n, size_t d, const float* x, size_t k, const float* initial,
+                         const TrainContext& ctx, const char* phase = "kmeans", int stage = 0, int stages = 1);
+
 // Nearest centroid of each row of x: labels[i] ∈ [0, k) and, if dists is not null, the squared L2 distance.
 // centroids: k × d row-major. Ties go to the lower centroid index.
 void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* centroids, int32_t* labels,
                     float* dists, int threads);
+
+// Copies max_rows rows of x (n × d) drawn uniformly without replacement (in increasing row order) when
+// n > max_rows, so that training routines can bound their memory and time; returns an empty vector (use x
+// as is) when n ≤ max_rows or max_rows is 0.
+std::vector<float> subsample_rows(size_t n, size_t d, const float* x, size_t max_rows, uint64_t seed);
 
 // Precomputed form of a centroid table for repeated nearest-centroid queries (layout for dot_transposed).
 class CentroidTable {
@@ -36,6 +48,10 @@ class CentroidTable {
   size_t nearest(const float* x, float* scratch) const;
   // Same scores for every centroid without the argmin (for beam search and top-k probes).
   void scores(const float* x, float* out) const;
+  // out[j] = ⟨x, c_j⟩ for every centroid (k floats): the inner-product look-up tables of additive codecs.
+  void dots(const float* x, float* out) const;
+  // ‖c_j‖².
+  float norm(size_t j) const { return norms_[j]; }
 
  private:
   size_t k_, d_, ldc_;

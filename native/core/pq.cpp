@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "bitpack.h"
 #include "error.h"
 #include "kmeans.h"
 #include "simd.h"
@@ -61,28 +62,11 @@ void ProductQuantizer::train(size_t n, const float* x, const TrainContext& ctx) 
 }
 
 void ProductQuantizer::unpack(const uint8_t* code, uint32_t* out) const {
-  if (nbits_ == 8) {
-    for (size_t s = 0; s < m_; ++s) out[s] = code[s];
-    return;
-  }
-  size_t bit = 0;
-  for (size_t s = 0; s < m_; ++s) {
-    uint32_t value = 0;
-    for (size_t b = 0; b < nbits_; ++b, ++bit) value |= uint32_t((code[bit >> 3] >> (bit & 7)) & 1u) << b;
-    out[s] = value;
-  }
+  unpack_bits(code, m_, unsigned(nbits_), out);
 }
 
 void ProductQuantizer::pack(const uint32_t* sub_codes, uint8_t* code) const {
-  if (nbits_ == 8) {
-    for (size_t s = 0; s < m_; ++s) code[s] = uint8_t(sub_codes[s]);
-    return;
-  }
-  std::memset(code, 0, code_size_);
-  size_t bit = 0;
-  for (size_t s = 0; s < m_; ++s)
-    for (size_t b = 0; b < nbits_; ++b, ++bit)
-      code[bit >> 3] |= uint8_t(((sub_codes[s] >> b) & 1u) << (bit & 7));
+  pack_bits(sub_codes, m_, unsigned(nbits_), code);
 }
 
 void ProductQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {

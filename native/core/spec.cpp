@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "fastscan.h"
+#include "ivf.h"
 #include "pq.h"
 
 namespace quiver {
@@ -11,7 +12,7 @@ namespace quiver {
 namespace {
 
 constexpr const char* kIndexGrammar =
-    "\"Flat\", \"PQ<M>[x<nbits>]\" or \"PQ<M>x4fs\", optionally followed by \",Refine\"";
+    "\"Flat\", \"PQ<M>[x<nbits>]\", \"PQ<M>x4fs\" or \"IVF<nlist>,[TRQ,]<codec>\", optionally followed by \",Refine\"";
 constexpr const char* kCodecGrammar = "\"PQ<M>[x<nbits>]\"";
 
 bool read_int(const std::string& s, size_t& pos, size_t* out) {
@@ -114,6 +115,48 @@ void expect_plain(const std::string& spec, const SpecComponent& c) {
 
 namespace {
 
+std::unique_ptr<Quantizer> make_codec_unnamed(const std::string& spec, size_t dim);
+
+// "IVF<nlist>,[TRQ[,iters=N],]<codec>" (the trailing ",Refine" already removed: `count` components remain).
+std::unique_ptr<Index> make_ivf(const std::string& spec, const std::vector<SpecComponent>& parts, size_t count,
+                                size_t dim, Metric metric, bool refine) {
+  const SpecComponent& ivf = parts[0];
+  if (ivf.numbers.size() != 1 || !ivf.suffix.empty() || !ivf.options.empty())
+    bad_component(spec, ivf, "expected IVF<nlist>, e.g. IVF1024");
+  size_t next = 1;
+  bool transforms = false;
+  int iterations = 3;
+  if (next < count && parts[next].name == "TRQ" && parts[next].numbers.empty()) {
+    const SpecComponent& trq = parts[next];
+    if (!trq.suffix.empty()) bad_component(spec, trq, "expected TRQ (local transforms), optionally with iters=N");
+    for (const auto& option : trq.options) {
+      if (option.first != "iters") bad_component(spec, trq, "knows only the option iters=N, got " + option.first);
+      const std::string& v = option.second;
+      if (v.empty() || v.size() > 3 || v.find_first_not_of("0123456789") != std::string::npos)
+        bad_component(spec, trq, "iters must be an integer from 1 to 100");
+      iterations = std::stoi(v);
+    }
+    transforms = true;
+    ++next;
+  }
+  QV_CHECK(next < count, InvalidArgument,
+           "spec \"" << spec << "\": IVF needs a fine codec after it, e.g. \"IVF1024,PQ16x8\"");
+  // The rest is the fine codec's own spec, re-assembled with its options.
+  std::string codec;
+  for (size_t i = next; i < count; ++i) {
+    if (!codec.empty()) codec += ",";
+    codec += parts[i].text;
+    for (const auto& option : parts[i].options) codec += "," + option.first + "=" + option.second;
+  }
+  std::unique_ptr<Quantizer> fine;
+  try {
+    fine = make_codec_unnamed(codec, dim);
+  } catch (const Error& e) {
+    QV_THROW(InvalidArgument, "spec \"" << spec << "\": the fine codec \"" << codec << "\" is invalid: " << e.what());
+  }
+  return std::make_unique<IVFIndex>(dim, metric, ivf.numbers[0], transforms, iterations, std::move(fine), refine);
+}
+
 std::unique_ptr<Quantizer> make_codec_unnamed(const std::string& spec, size_t dim) {
   const std::vector<SpecComponent> parts = parse_spec(spec);
   QV_CHECK(parts.size() == 1 && parts[0].name == "PQ", InvalidArgument,
@@ -131,6 +174,7 @@ std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, M
     refine = true;
     --count;
   }
+  if (parts[0].name == "IVF") return make_ivf(spec, parts, count, dim, metric, refine);
   QV_CHECK(count == 1, InvalidArgument, "spec \"" << spec << "\": expected " << kIndexGrammar);
   const SpecComponent& main = parts[0];
   if (main.name == "Flat") {

@@ -1,0 +1,388 @@
+#include "ivf.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "error.h"
+#include "linalg.h"
+#include "simd.h"
+#include "spec.h"
+#include "thread_pool.h"
+
+namespace quiver {
+
+namespace {
+constexpr size_t kMaxNlist = 1 << 20;
+constexpr size_t kScanBlock = 1024;
+}  // namespace
+
+IVFIndex::IVFIndex(size_t dim, Metric metric, size_t nlist, bool local_transforms, int transform_iterations,
+                   std::unique_ptr<Quantizer> fine, bool store_vectors)
+    : Index(dim, metric),
+      nlist_(nlist),
+      local_transforms_(local_transforms),
+      transform_iterations_(transform_iterations),
+      fine_(std::move(fine)),
+      store_vectors_(store_vectors),
+      list_codes_(nlist),
+      list_rows_(nlist) {
+  QV_CHECK(nlist >= 1 && nlist <= kMaxNlist, InvalidArgument,
+           "IVF needs 1 <= nlist <= " << kMaxNlist << ", got " << nlist);
+  QV_CHECK(fine_ && fine_->dim() == dim, Internal, "fine codec dimension does not match the index");
+  QV_CHECK(transform_iterations >= 1 && transform_iterations <= 100, InvalidArgument,
+           "TRQ iters must be from 1 to 100, got " << transform_iterations);
+}
+
+std::string IVFIndex::spec() const {
+  std::string s = "IVF" + std::to_string(nlist_);
+  if (local_transforms_) s += transform_iterations_ == 3 ? ",TRQ" : ",TRQ,iters=" + std::to_string(transform_iterations_);
+  s += "," + fine_->spec();
+  if (store_vectors_) s += ",Refine";
+  return s;
+}
+
+void IVFIndex::rebuild_coarse() { coarse_ = std::make_unique<CentroidTable>(nlist_, dim(), centroids_.data()); }
+
+void IVFIndex::list_residual(size_t list, const float* x, float* out) const {
+  const size_t d = dim();
+  const float* c = &centroids_[list * d];
+  if (!local_transforms_) {
+    for (size_t j = 0; j < d; ++j) out[j] = x[j] - c[j];
+    return;
+  }
+  std::vector<float> r(d);
+  for (size_t j = 0; j < d; ++j) r[j] = x[j] - c[j];
+  matvec(d, d, &transforms_[list * d * d], r.data(), out);
+}
+
+IVFIndex::ListView IVFIndex::list_view(size_t list) const {
+  if (borrowed_) {
+    const size_t begin = offsets_[list], end = offsets_[list + 1];
+    return ListView{all_codes_ + begin * fine_->code_size(), all_rows_ + begin, end - begin};
+  }
+  return ListView{list_codes_[list].data(), list_rows_[list].data(), list_rows_[list].size()};
+}
+
+void IVFIndex::materialize_lists() {
+  if (!borrowed_) return;
+  const size_t cs = fine_->code_size();
+  for (size_t l = 0; l < nlist_; ++l) {
+    const ListView v = list_view(l);
+    list_codes_[l].assign(v.codes, v.codes + v.count * cs);
+    list_rows_[l].assign(v.rows, v.rows + v.count);
+  }
+  borrowed_ = false;
+  all_codes_ = nullptr;
+  all_rows_ = nullptr;
+  keepalive_.reset();
+}
+
+void IVFIndex::train_impl(size_t n, const float* x, const TrainContext& ctx) {
+  const size_t d = dim();
+  QV_CHECK(n >= nlist_, InvalidArgument,
+           "vectors: IVF" << nlist_ << " needs at least " << nlist_ << " training vectors, got " << n);
+  KMeansResult coarse = kmeans(n, d, x, nlist_, ctx, "coarse", 0, 1);
+  centroids_ = std::move(coarse.centroids);
+  rebuild_coarse();
+  std::vector<int32_t> labels(n);
+  assign_nearest(n, d, x, nlist_, centroids_.data(), labels.data(), nullptr, ctx.threads);
+  std::vector<float> residuals(n * d);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < d; ++j) residuals[i * d + j] = x[i * d + j] - centroids_[size_t(labels[i]) * d + j];
+
+  if (!local_transforms_) {
+    fine_->train(n, residuals.data(), ctx);
+    trained_ = true;
+    return;
+  }
+  // TRQ: alternate between the fine codebooks (on transformed residuals) and one Procrustes rotation per list,
+  // R_l = argmin Σ‖R r − ŷ‖² over the list's residuals r and their current reconstructions ŷ.
+  transforms_.assign(nlist_ * d * d, 0.0f);
+  for (size_t l = 0; l < nlist_; ++l)
+    for (size_t j = 0; j < d; ++j) transforms_[l * d * d + j * d + j] = 1.0f;
+  std::vector<size_t> count(nlist_, 0);
+  for (int32_t l : labels) ++count[size_t(l)];
+  std::vector<float> rotated(n * d), decoded(n * d);
+  std::vector<uint8_t> codes(n * fine_->code_size());
+  for (int it = 0; it < transform_iterations_; ++it) {
+    default_pool().parallel_for(
+        n, 256,
+        [&](size_t begin, size_t end) {
+          for (size_t i = begin; i < end; ++i)
+            matvec(d, d, &transforms_[size_t(labels[i]) * d * d], &residuals[i * d], &rotated[i * d]);
+        },
+        effective_threads(ctx.threads));
+    TrainContext fine_ctx = ctx;
+    fine_ctx.seed = ctx.seed + 1000003 * uint64_t(it + 1);
+    fine_->train(n, rotated.data(), fine_ctx);
+    fine_->encode(n, rotated.data(), codes.data(), ctx.threads);
+    fine_->decode(n, codes.data(), decoded.data(), ctx.threads);
+    double error = 0;
+    for (size_t i = 0; i < n * d; ++i) error += double(rotated[i] - decoded[i]) * (rotated[i] - decoded[i]);
+    ctx.report(Progress{"trq", it, transform_iterations_, it + 1, transform_iterations_, error / double(n)});
+    if (it + 1 == transform_iterations_) break;
+    // Per-list correlation A_l = Σ r ŷᵀ, then R_l = V Uᵀ. Lists with fewer points than d keep their transform.
+    std::vector<std::vector<size_t>> members(nlist_);
+    for (size_t i = 0; i < n; ++i) members[size_t(labels[i])].push_back(i);
+    default_pool().parallel_for(
+        nlist_, 1,
+        [&](size_t begin, size_t end) {
+          std::vector<double> a(d * d);
+          std::vector<float> rs, ys;
+          for (size_t l = begin; l < end; ++l) {
+            if (count[l] < d) continue;
+            rs.resize(count[l] * d);
+            ys.resize(count[l] * d);
+            for (size_t m = 0; m < count[l]; ++m) {
+              std::memcpy(&rs[m * d], &residuals[members[l][m] * d], d * sizeof(float));
+              std::memcpy(&ys[m * d], &decoded[members[l][m] * d], d * sizeof(float));
+            }
+            matmul_at_b(count[l], d, d, rs.data(), ys.data(), a.data(), 1);
+            procrustes_rotation(d, a.data(), &transforms_[l * d * d]);
+          }
+        },
+        effective_threads(ctx.threads));
+  }
+  trained_ = true;
+}
+
+void IVFIndex::add_impl(size_t n, const float* x, int threads) {
+  const size_t d = dim(), cs = fine_->code_size(), first = size();
+  QV_CHECK(first + n < (size_t(1) << 32), InvalidArgument, "IVF indexes hold at most 2^32 − 1 vectors");
+  materialize_lists();
+  std::vector<int32_t> labels(n);
+  assign_nearest(n, d, x, nlist_, centroids_.data(), labels.data(), nullptr, threads);
+  std::vector<float> residuals(n * d);
+  default_pool().parallel_for(
+      n, 256,
+      [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) list_residual(size_t(labels[i]), x + i * d, &residuals[i * d]);
+      },
+      effective_threads(threads));
+  std::vector<uint8_t> codes(n * cs);
+  fine_->encode(n, residuals.data(), codes.data(), threads);
+  if (store_vectors_) vectors_.reserve(vectors_.size() + n * d);
+  row_list_.reserve(first + n);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t l = size_t(labels[i]);
+    list_codes_[l].insert(list_codes_[l].end(), &codes[i * cs], &codes[i * cs] + cs);
+    list_rows_[l].push_back(uint32_t(first + i));
+    row_list_.push_back(uint32_t(l));
+  }
+  if (store_vectors_) vectors_.append(x, n * d);
+}
+
+void IVFIndex::compact_impl(const std::vector<bool>& keep) {
+  materialize_lists();
+  // New row number of every kept row: rows keep their relative order.
+  std::vector<uint32_t> renumber(keep.size());
+  uint32_t next = 0;
+  for (size_t row = 0; row < keep.size(); ++row) renumber[row] = keep[row] ? next++ : 0;
+  const size_t cs = fine_->code_size();
+  for (size_t l = 0; l < nlist_; ++l) {
+    size_t out = 0;
+    for (size_t slot = 0; slot < list_rows_[l].size(); ++slot) {
+      const uint32_t row = list_rows_[l][slot];
+      if (!keep[row]) continue;
+      if (out != slot) std::memmove(&list_codes_[l][out * cs], &list_codes_[l][slot * cs], cs);
+      list_rows_[l][out++] = renumber[row];
+    }
+    list_rows_[l].resize(out);
+    list_codes_[l].resize(out * cs);
+  }
+  size_t out = 0;
+  for (size_t row = 0; row < keep.size(); ++row)
+    if (keep[row]) row_list_[out++] = row_list_[row];
+  row_list_.resize(out);
+  if (store_vectors_) vectors_.compact(keep, dim());
+}
+
+void IVFIndex::reconstruct_row(size_t row, float* out) const {
+  const size_t d = dim(), l = row_list_[row];
+  const ListView v = list_view(l);
+  size_t slot = 0;
+  while (slot < v.count && v.rows[slot] != row) ++slot;
+  QV_CHECK(slot < v.count, Internal, "row " << row << " is missing from list " << l);
+  std::vector<float> y(d);
+  fine_->decode(1, v.codes + slot * fine_->code_size(), y.data(), 1);
+  if (local_transforms_) {
+    std::vector<float> r(d);
+    matvec_transposed(d, d, &transforms_[l * d * d], y.data(), r.data());  // R_lᵀ y: back to the residual
+    y = r;
+  }
+  for (size_t j = 0; j < d; ++j) out[j] = centroids_[l * d + j] + y[j];
+}
+
+std::unique_ptr<RowScorer> IVFIndex::make_scorer(const float*) const {
+  QV_THROW(Unsupported, "perCategory search is not available for IVF indexes yet: search once per category "
+                        "with { categories: [c] } instead");
+}
+
+void IVFIndex::search_custom(size_t nq, const float* queries, size_t, size_t shortlist, const SearchParams& params,
+                             const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {
+  const size_t d = dim(), nprobe = std::min(params.nprobe, nlist_);
+  const Metric metric = internal_metric();
+  default_pool().parallel_for(
+      nq, 1,
+      [&](size_t begin, size_t end) {
+        std::vector<float> coarse_scores(nlist_), residual(d), rotated_query(d), scores(kScanBlock);
+        std::vector<std::pair<float, uint32_t>> probes(nlist_);
+        for (size_t q = begin; q < end; ++q) {
+          const float* query = queries + q * d;
+          // Nearest lists by ‖q − c‖² (also for inner product: the lists whose centroids are nearest hold the
+          // vectors the residual codes describe best; faiss probes the same way for IVF with IP).
+          coarse_->scores(query, coarse_scores.data());
+          for (size_t l = 0; l < nlist_; ++l) probes[l] = {coarse_scores[l], uint32_t(l)};
+          std::partial_sort(probes.begin(), probes.begin() + long(nprobe), probes.end());
+          TopK best(shortlist);
+          std::unique_ptr<DistanceTable> ip_table;
+          if (metric == Metric::InnerProduct && !local_transforms_) ip_table = fine_->distance_table(query, metric);
+          for (size_t p = 0; p < nprobe; ++p) {
+            const size_t l = probes[p].second;
+            const ListView v = list_view(l);
+            if (v.count == 0) continue;
+            std::unique_ptr<DistanceTable> table;
+            float offset = 0;
+            const DistanceTable* t = nullptr;
+            if (metric == Metric::L2) {
+              list_residual(l, query, residual.data());
+              table = fine_->distance_table(residual.data(), Metric::L2);
+              t = table.get();
+            } else {
+              // −⟨q, c_l + R_lᵀ ŷ⟩ = −⟨q, c_l⟩ − ⟨R_l q, ŷ⟩
+              offset = -kernels().dot(query, &centroids_[l * d], d);
+              if (local_transforms_) {
+                matvec(d, d, &transforms_[l * d * d], query, rotated_query.data());
+                table = fine_->distance_table(rotated_query.data(), metric);
+                t = table.get();
+              } else {
+                t = ip_table.get();
+              }
+            }
+            const size_t cs = fine_->code_size();
+            for (size_t block = 0; block < v.count; block += kScanBlock) {
+              const size_t count = std::min(kScanBlock, v.count - block);
+              t->scan(v.codes + block * cs, count, scores.data());
+              for (size_t i = 0; i < count; ++i) {
+                const float s = scores[i] + offset;
+                const uint32_t row = v.rows[block + i];
+                if (s <= best.threshold() && filter.allows(row)) best.push(s, int64_t(row));
+              }
+            }
+          }
+          found[q] = best.take_sorted();
+        }
+      },
+      effective_threads(params.threads));
+}
+
+// Sections: 'IVFC' u64 nlist, u8 has_transforms, u32 transform iterations, array<float> centroids,
+// array<float> transforms (empty without TRQ); 'CODC' the fine codec; 'IVFL' aligned: u64 nlist + 1 offsets,
+// then (aligned) all rows (uint32, list by list), then (aligned) all codes; 'VECS' when refining.
+void IVFIndex::save_impl(ContainerWriter& out) const {
+  ByteWriter meta;
+  meta.u64(nlist_);
+  meta.u8(local_transforms_ ? 1 : 0);
+  meta.u32(uint32_t(transform_iterations_));
+  meta.array(centroids_);
+  meta.array(transforms_);
+  out.section(fourcc("IVFC"), meta);
+  ByteWriter codec;
+  write_codec_section(*fine_, codec);
+  out.section(fourcc("CODC"), codec);
+  ByteWriter lists;
+  const size_t base = out.next_payload_offset();
+  std::vector<uint64_t> offsets(nlist_ + 1, 0);
+  for (size_t l = 0; l < nlist_; ++l) offsets[l + 1] = offsets[l] + list_view(l).count;
+  lists.align(base, 8);
+  lists.array(offsets);
+  lists.align(base, 8);
+  lists.u64(offsets[nlist_]);
+  for (size_t l = 0; l < nlist_; ++l) {
+    const ListView v = list_view(l);
+    lists.raw(v.rows, v.count * sizeof(uint32_t));
+  }
+  lists.align(base, 8);
+  lists.u64(offsets[nlist_] * fine_->code_size());
+  for (size_t l = 0; l < nlist_; ++l) {
+    const ListView v = list_view(l);
+    lists.raw(v.codes, v.count * fine_->code_size());
+  }
+  out.section(fourcc("IVFL"), lists);
+  if (store_vectors_) write_bulk(out, fourcc("VECS"), vectors_.data(), vectors_.size());
+}
+
+void IVFIndex::load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
+                         bool borrow) {
+  const size_t d = dim(), rows = size();
+  const Section& m = require_section(sections, fourcc("IVFC"), "IVF centroids");
+  ByteReader meta(m.payload, m.size, "section IVFC");
+  QV_CHECK(meta.u64() == nlist_, Corrupt, "IVF list count does not match the spec " << spec());
+  QV_CHECK(meta.u8() == (local_transforms_ ? 1 : 0), Corrupt, "IVF transform flag does not match the spec");
+  QV_CHECK(meta.u32() == uint32_t(transform_iterations_), Corrupt, "TRQ iterations do not match the spec");
+  centroids_ = meta.array<float>(nlist_ * d, "IVF centroids");
+  QV_CHECK(centroids_.size() == nlist_ * d, Corrupt, "IVF centroids: expected " << nlist_ * d << " floats");
+  transforms_ = meta.array<float>(local_transforms_ ? nlist_ * d * d : 0, "IVF transforms");
+  QV_CHECK(transforms_.size() == (local_transforms_ ? nlist_ * d * d : 0), Corrupt, "IVF transforms: wrong size");
+  meta.expect_end();
+  for (float v : centroids_) QV_CHECK(std::isfinite(v), Corrupt, "IVF centroids hold a non-finite value");
+  for (float v : transforms_) QV_CHECK(std::isfinite(v), Corrupt, "IVF transforms hold a non-finite value");
+
+  const Section& c = require_section(sections, fourcc("CODC"), "fine codec");
+  ByteReader cr(c.payload, c.size, "section CODC");
+  std::unique_ptr<Quantizer> fine = read_codec_section(cr);
+  cr.expect_end();
+  QV_CHECK(fine->spec() == fine_->spec() && fine->dim() == d, Corrupt,
+           "fine codec " << fine->spec() << " does not match the index spec " << spec());
+  fine_ = std::move(fine);
+  const size_t cs = fine_->code_size();
+
+  const Section& ls = require_section(sections, fourcc("IVFL"), "IVF lists");
+  ByteReader r(ls.payload, ls.size, "section IVFL");
+  r.skip_alignment();
+  std::vector<uint64_t> offsets = r.array<uint64_t>(nlist_ + 1, "IVF offsets");
+  QV_CHECK(offsets.size() == nlist_ + 1 && offsets[0] == 0 && offsets[nlist_] == rows, Corrupt,
+           "IVF offsets do not cover the " << rows << " rows");
+  for (size_t l = 0; l < nlist_; ++l) QV_CHECK(offsets[l] <= offsets[l + 1], Corrupt, "IVF offsets decrease");
+  r.skip_alignment();
+  const size_t nrows = r.count(sizeof(uint32_t), rows, "IVF rows");
+  QV_CHECK(nrows == rows, Corrupt, "IVF rows: expected " << rows);
+  const uint8_t* row_bytes = r.take(nrows * sizeof(uint32_t));
+  r.skip_alignment();
+  const size_t ncode = r.count(1, rows * cs, "IVF codes");
+  QV_CHECK(ncode == rows * cs, Corrupt, "IVF codes: expected " << rows * cs << " bytes");
+  const uint8_t* code_bytes = r.take(ncode);
+  r.expect_end();
+
+  // Every row appears in exactly one list.
+  std::vector<uint32_t> row_rows(rows);
+  if (rows) std::memcpy(row_rows.data(), row_bytes, rows * sizeof(uint32_t));
+  row_list_.assign(rows, std::numeric_limits<uint32_t>::max());
+  for (size_t l = 0; l < nlist_; ++l)
+    for (uint64_t s = offsets[l]; s < offsets[l + 1]; ++s) {
+      const uint32_t row = row_rows[s];
+      QV_CHECK(row < rows && row_list_[row] == std::numeric_limits<uint32_t>::max(), Corrupt,
+               "IVF list " << l << " names row " << row << " twice or out of range");
+      row_list_[row] = uint32_t(l);
+    }
+
+  rebuild_coarse();
+  trained_ = true;
+  if (borrow && reinterpret_cast<uintptr_t>(row_bytes) % alignof(uint32_t) == 0) {
+    borrowed_ = true;
+    all_rows_ = reinterpret_cast<const uint32_t*>(row_bytes);
+    all_codes_ = code_bytes;
+    offsets_ = std::move(offsets);
+    keepalive_ = source;
+  } else {
+    for (size_t l = 0; l < nlist_; ++l) {
+      list_rows_[l].assign(row_rows.begin() + long(offsets[l]), row_rows.begin() + long(offsets[l + 1]));
+      list_codes_[l].assign(code_bytes + offsets[l] * cs, code_bytes + offsets[l + 1] * cs);
+    }
+  }
+  if (store_vectors_) read_bulk(sections, fourcc("VECS"), "vectors", rows * d, source, borrow, vectors_);
+}
+
+}  // namespace quiver

@@ -1,0 +1,494 @@
+#include "rq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "bitpack.h"
+#include "error.h"
+#include "simd.h"
+#include "thread_pool.h"
+
+namespace quiver {
+
+NormStorage parse_norm_storage(const std::string& value) {
+  if (value == "f32") return NormStorage::Float32;
+  if (value == "u8") return NormStorage::Uint8;
+  QV_THROW(InvalidArgument, "norm storage must be f32 (4 bytes) or u8 (1 byte), got \"" << value << "\"");
+}
+
+// ---------------------------------------------------------------------------------------------- NormCodec
+
+void NormCodec::set_range(float lo, float hi) {
+  QV_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, InvalidArgument,
+           "norm range must be finite with lo <= hi, got [" << lo << ", " << hi << "]");
+  lo_ = lo;
+  hi_ = hi;
+}
+
+void NormCodec::write(float value, uint8_t* out) const {
+  if (storage_ == NormStorage::Float32) {
+    std::memcpy(out, &value, sizeof(float));
+    return;
+  }
+  const float span = hi_ - lo_;
+  float t = span > 0 ? (value - lo_) / span * 255.0f : 0.0f;
+  if (!(t >= 0)) t = 0;  // also catches NaN
+  if (t > 255) t = 255;
+  *out = uint8_t(t + 0.5f);
+}
+
+float NormCodec::read(const uint8_t* in) const {
+  if (storage_ == NormStorage::Float32) {
+    float value;
+    std::memcpy(&value, in, sizeof(float));
+    return value;
+  }
+  return lo_ + (hi_ - lo_) * (float(*in) * (1.0f / 255.0f));
+}
+
+// ------------------------------------------------------------------------------------------- RQBeamSearch
+
+RQBeamSearch::RQBeamSearch(const ResidualQuantizer& rq) : rq_(rq), dim_(rq.dim()), stages_(rq.stages()) {}
+
+void RQBeamSearch::reset(size_t count, const float* residuals, const float* sq_norms, const uint32_t* tags,
+                         const uint32_t* paths) {
+  count_ = count;
+  residuals_.assign(residuals, residuals + count * dim_);
+  dists_.assign(sq_norms, sq_norms + count);
+  tags_.resize(count);
+  for (size_t e = 0; e < count; ++e) tags_[e] = tags ? tags[e] : 0;
+  if (paths)
+    paths_.assign(paths, paths + count * stages_);
+  else
+    paths_.assign(count * stages_, 0);
+}
+
+void RQBeamSearch::run(size_t first, size_t last, size_t width) {
+  const size_t k = rq_.ksub(), d = dim_;
+  // Heap order: the worst candidate on top. Worse = larger distance, then later entry, then later word, so
+  // that ties resolve to the same codes whatever the thread or platform.
+  const auto better = [](const Candidate& a, const Candidate& b) {
+    if (a.dist != b.dist) return a.dist < b.dist;
+    if (a.entry != b.entry) return a.entry < b.entry;
+    return a.word < b.word;
+  };
+  for (size_t l = first; l < last; ++l) {
+    const CentroidTable& table = rq_.table(l);
+    const float* book = rq_.codebook(l);
+    scores_.resize(count_ * k);
+    // ‖r − c‖² = ‖r‖² + (‖c‖² − 2⟨r, c⟩): the table gives the bracket for all codewords in one SIMD pass.
+    for (size_t e = 0; e < count_; ++e) table.scores(&residuals_[e * d], &scores_[e * k]);
+    const size_t keep = std::min(width, count_ * k);
+    heap_.clear();
+    for (size_t e = 0; e < count_; ++e) {
+      const float base = dists_[e];
+      const float* sc = &scores_[e * k];
+      for (size_t j = 0; j < k; ++j) {
+        const float dist = base + sc[j];
+        if (heap_.size() < keep) {
+          heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
+          std::push_heap(heap_.begin(), heap_.end(), better);
+        } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
+          std::pop_heap(heap_.begin(), heap_.end(), better);
+          heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
+          std::push_heap(heap_.begin(), heap_.end(), better);
+        }
+      }
+    }
+    std::sort_heap(heap_.begin(), heap_.end(), better);
+    next_residuals_.resize(keep * d);
+    next_dists_.resize(keep);
+    next_paths_.resize(keep * stages_);
+    next_tags_.resize(keep);
+    for (size_t t = 0; t < keep; ++t) {
+      const Candidate& c = heap_[t];
+      const float* r = &residuals_[size_t(c.entry) * d];
+      const float* word = book + size_t(c.word) * d;
+      float* out = &next_residuals_[t * d];
+      for (size_t i = 0; i < d; ++i) out[i] = r[i] - word[i];
+      next_dists_[t] = c.dist;
+      std::memcpy(&next_paths_[t * stages_], &paths_[size_t(c.entry) * stages_], stages_ * sizeof(uint32_t));
+      next_paths_[t * stages_ + l] = c.word;
+      next_tags_[t] = tags_[c.entry];
+    }
+    residuals_.swap(next_residuals_);
+    dists_.swap(next_dists_);
+    paths_.swap(next_paths_);
+    tags_.swap(next_tags_);
+    count_ = keep;
+  }
+}
+
+// -------------------------------------------------------------------------------------- ResidualQuantizer
+
+ResidualQuantizer::ResidualQuantizer(size_t dim, size_t stages, size_t nbits, RQOptions options)
+    : Quantizer(dim), stages_(stages), nbits_(nbits), ksub_(0), code_bytes_(0), options_(options),
+      norm_(options.norm) {
+  QV_CHECK(dim >= 1, InvalidArgument, "RQ needs dim >= 1");
+  QV_CHECK(stages >= 1 && stages <= 64, InvalidArgument, "RQ needs 1 <= stages <= 64, got " << stages);
+  QV_CHECK(nbits >= 1 && nbits <= 12, InvalidArgument, "RQ needs 1 <= nbits <= 12, got " << nbits);
+  QV_CHECK(options.beam >= 1 && options.beam <= 256, InvalidArgument,
+           "RQ beam width must be 1 … 256, got " << options.beam);
+  QV_CHECK(options.refit_rounds <= 20, InvalidArgument,
+           "RQ refit rounds must be 0 … 20, got " << options.refit_rounds);
+  ksub_ = size_t(1) << nbits;
+  code_bytes_ = packed_bytes(stages, nbits);
+}
+
+std::string ResidualQuantizer::spec() const {
+  std::string s = "RQ" + std::to_string(stages_) + "x" + std::to_string(nbits_);
+  if (options_.beam != 1) s += ",beam=" + std::to_string(options_.beam);
+  if (norm_.storage() != NormStorage::Float32) s += std::string(",norm=") + norm_.name();
+  if (options_.refit_rounds != 0) s += ",refit=" + std::to_string(options_.refit_rounds);
+  return s;
+}
+
+void ResidualQuantizer::build_tables() {
+  tables_.clear();
+  tables_.reserve(stages_);
+  for (size_t l = 0; l < stages_; ++l) tables_.emplace_back(ksub_, dim(), codebook(l));
+}
+
+void ResidualQuantizer::set_codebooks(std::vector<float> codebooks, float norm_lo, float norm_hi) {
+  QV_CHECK(codebooks.size() == stages_ * ksub_ * dim(), InvalidArgument,
+           "RQ codebooks: expected " << stages_ * ksub_ * dim() << " floats, got " << codebooks.size());
+  norm_.set_range(norm_lo, norm_hi);
+  codebooks_ = std::move(codebooks);
+  build_tables();
+  trained_ = true;
+}
+
+void ResidualQuantizer::fit_norm_range(size_t n, const float* norms) {
+  float lo = norms[0], hi = norms[0];
+  for (size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, norms[i]);
+    hi = std::max(hi, norms[i]);
+  }
+  norm_.set_range(lo, hi);
+}
+
+void ResidualQuantizer::train(size_t n, const float* x, const TrainContext& ctx) {
+  QV_CHECK(n >= ksub_, InvalidArgument,
+           spec() << " needs at least " << ksub_ << " training vectors (2^nbits), got " << n);
+  const size_t d = dim();
+  // Beyond max_points_per_centroid points per codeword more data barely moves the codebooks, and the beam
+  // state of every training vector is kept between stages: bound both.
+  const std::vector<float> sample = subsample_rows(n, d, x, ksub_ * ctx.max_points_per_centroid, ctx.seed + 17);
+  if (!sample.empty()) {
+    x = sample.data();
+    n = sample.size() / d;
+  }
+  trained_ = false;
+  std::vector<uint32_t> codes(n * stages_);
+  train_stages(n, x, ctx, false, codes.data());
+  if (options_.refit_rounds > 0) refit(n, x, codes.data(), options_.refit_rounds, ctx);
+  std::vector<float> norms(n);
+  default_pool().parallel_for(
+      n, 256,
+      [&](size_t begin, size_t end) {
+        std::vector<float> rec(d);
+        for (size_t i = begin; i < end; ++i) {
+          reconstruct(&codes[i * stages_], rec.data());
+          norms[i] = kernels().dot(rec.data(), rec.data(), d);
+        }
+      },
+      effective_threads(ctx.threads));
+  fit_norm_range(n, norms.data());
+  trained_ = true;
+}
+
+double ResidualQuantizer::train_stages(size_t n, const float* x, const TrainContext& ctx, bool warm,
+                                       uint32_t* codes_out) {
+  QV_CHECK(n >= ksub_, InvalidArgument,
+           spec() << " needs at least " << ksub_ << " training vectors (2^nbits), got " << n);
+  const size_t d = dim(), L = stages_, K = ksub_, beam = options_.beam;
+  if (warm) {
+    QV_CHECK(codebooks_.size() == L * K * d, State, "RQ warm training needs existing codebooks");
+  } else {
+    codebooks_.assign(L * K * d, 0.0f);
+    tables_.clear();
+  }
+  // Beam state of every training vector between stages: up to `beam` entries of stage codes and squared
+  // errors (best first). Residuals are recomputed from the codes when needed (l·d operations per entry,
+  // small next to the K·d of scoring), which keeps the state at n·beam·L integers.
+  std::vector<uint32_t> paths(n * beam * L, 0), counts(n, 1);
+  std::vector<float> dists(n * beam, 0.0f), residual(n * d), exact(n);
+  const Kernels& kern = kernels();
+  for (size_t i = 0; i < n; ++i) dists[i * beam] = kern.dot(x + i * d, x + i * d, d);
+  const size_t threads = effective_threads(ctx.threads);
+
+  // residual of path `p` after stages [0, l): x − Σ c.
+  const auto residual_of = [&](const float* xi, const uint32_t* p, size_t l, float* out) {
+    std::memcpy(out, xi, d * sizeof(float));
+    for (size_t m = 0; m < l; ++m) {
+      const float* word = codebook(m) + size_t(p[m]) * d;
+      for (size_t t = 0; t < d; ++t) out[t] -= word[t];
+    }
+  };
+
+  double mse = 0;
+  for (size_t l = 0; l < L; ++l) {
+    default_pool().parallel_for(
+        n, 256,
+        [&](size_t begin, size_t end) {
+          for (size_t i = begin; i < end; ++i) residual_of(x + i * d, &paths[i * beam * L], l, &residual[i * d]);
+        },
+        threads);
+    TrainContext sub = ctx;
+    sub.seed = ctx.seed + 104729 * (l + 1);  // independent, reproducible stream per stage
+    const KMeansResult km = warm ? kmeans_from(n, d, residual.data(), K, codebook(l), sub, "rq", int(l), int(L))
+                                 : kmeans(n, d, residual.data(), K, sub, "rq", int(l), int(L));
+    std::memcpy(codebooks_.data() + l * K * d, km.centroids.data(), K * d * sizeof(float));
+    if (tables_.size() > l)
+      tables_[l] = CentroidTable(K, d, codebook(l));
+    else
+      tables_.emplace_back(K, d, codebook(l));
+
+    default_pool().parallel_for(
+        n, 64,
+        [&](size_t begin, size_t end) {
+          RQBeamSearch search(*this);
+          std::vector<float> starts(beam * d);
+          for (size_t i = begin; i < end; ++i) {
+            const size_t count = counts[i];
+            uint32_t* p = &paths[i * beam * L];
+            for (size_t e = 0; e < count; ++e) residual_of(x + i * d, p + e * L, l, &starts[e * d]);
+            search.reset(count, starts.data(), &dists[i * beam], nullptr, p);
+            search.run(l, l + 1, beam);
+            counts[i] = uint32_t(search.size());
+            for (size_t e = 0; e < search.size(); ++e) {
+              dists[i * beam + e] = search.distance(e);
+              std::memcpy(p + e * L, search.path(e), L * sizeof(uint32_t));
+            }
+            const float* r = search.residual(0);
+            exact[i] = kern.dot(r, r, d);
+          }
+        },
+        threads);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) total += exact[i];
+    mse = total / double(n);
+  }
+  if (codes_out)
+    for (size_t i = 0; i < n; ++i) std::memcpy(codes_out + i * L, &paths[i * beam * L], L * sizeof(uint32_t));
+  return mse;
+}
+
+double ResidualQuantizer::refit(size_t n, const float* x, uint32_t* codes, size_t rounds,
+                                const TrainContext& ctx) {
+  const size_t d = dim(), L = stages_, K = ksub_;
+  const size_t threads = effective_threads(ctx.threads);
+  const Kernels& kern = kernels();
+  std::vector<float> x_hat(n * d), err(n), new_err(n);
+  std::vector<uint32_t> new_codes(n * L);
+  const auto rebuild = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      reconstruct(codes + i * L, &x_hat[i * d]);
+      err[i] = kern.l2sqr(x + i * d, &x_hat[i * d], d);
+    }
+  };
+  default_pool().parallel_for(n, 256, rebuild, threads);
+  std::vector<uint32_t> order(n), start(K + 1);
+  std::vector<float> old_book(K * d);
+  double mse = 0;
+  for (size_t round = 0; round < rounds; ++round) {
+    for (size_t l = 0; l < L; ++l) {
+      // Members of every codeword (counting sort by stage-l code), so each codeword's mean is computed by
+      // one thread in a fixed order: deterministic whatever the thread count.
+      std::fill(start.begin(), start.end(), 0);
+      for (size_t i = 0; i < n; ++i) ++start[codes[i * L + l] + 1];
+      for (size_t j = 0; j < K; ++j) start[j + 1] += start[j];
+      std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+      for (size_t i = 0; i < n; ++i) order[fill[codes[i * L + l]]++] = uint32_t(i);
+      float* book = codebooks_.data() + l * K * d;
+      std::memcpy(old_book.data(), book, K * d * sizeof(float));
+      default_pool().parallel_for(
+          K, 8,
+          [&](size_t begin, size_t end) {
+            std::vector<double> sum(d);
+            for (size_t j = begin; j < end; ++j) {
+              if (start[j + 1] == start[j]) continue;  // unused codeword: keep it
+              std::fill(sum.begin(), sum.end(), 0.0);
+              for (size_t t = start[j]; t < start[j + 1]; ++t) {
+                const size_t i = order[t];
+                // Target of stage l: x − Σ_{m≠l} c_m = (x − x̂) + c_l,old.
+                for (size_t c = 0; c < d; ++c) sum[c] += double(x[i * d + c]) - x_hat[i * d + c] + old_book[j * d + c];
+              }
+              const double inv = 1.0 / double(start[j + 1] - start[j]);
+              for (size_t c = 0; c < d; ++c) book[j * d + c] = float(sum[c] * inv);
+            }
+          },
+          threads);
+      default_pool().parallel_for(
+          n, 256,
+          [&](size_t begin, size_t end) {
+            for (size_t i = begin; i < end; ++i) {
+              const size_t j = codes[i * L + l];
+              for (size_t c = 0; c < d; ++c) x_hat[i * d + c] += book[j * d + c] - old_book[j * d + c];
+            }
+          },
+          threads);
+      tables_[l] = CentroidTable(K, d, book);
+    }
+    // Re-encode under the new codebooks, keeping a vector's previous codes when the beam search does not
+    // find better ones: the training error then never increases from one round to the next.
+    encode_stages(n, x, new_codes.data(), new_err.data(), ctx.threads);
+    default_pool().parallel_for(
+        n, 256,
+        [&](size_t begin, size_t end) {
+          for (size_t i = begin; i < end; ++i) {
+            err[i] = kern.l2sqr(x + i * d, &x_hat[i * d], d);
+            if (new_err[i] < err[i]) {
+              std::memcpy(codes + i * L, &new_codes[i * L], L * sizeof(uint32_t));
+              reconstruct(codes + i * L, &x_hat[i * d]);
+              err[i] = new_err[i];
+            }
+          }
+        },
+        threads);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) total += err[i];
+    mse = total / double(n);
+    ctx.report(Progress{"rq-refit", int(round), int(rounds), int(round) + 1, int(rounds), mse});
+  }
+  return mse;
+}
+
+void ResidualQuantizer::encode_stages(size_t n, const float* x, uint32_t* codes, float* sq_errors,
+                                      int threads) const {
+  const size_t d = dim(), L = stages_;
+  const Kernels& kern = kernels();
+  default_pool().parallel_for(
+      n, 64,
+      [&](size_t begin, size_t end) {
+        RQBeamSearch search(*this);
+        for (size_t i = begin; i < end; ++i) {
+          const float* xi = x + i * d;
+          const float norm = kern.dot(xi, xi, d);
+          search.reset(1, xi, &norm, nullptr);
+          search.run(0, L, options_.beam);
+          std::memcpy(codes + i * L, search.path(0), L * sizeof(uint32_t));
+          if (sq_errors) {
+            const float* r = search.residual(0);
+            sq_errors[i] = kern.dot(r, r, d);
+          }
+        }
+      },
+      effective_threads(threads));
+}
+
+void ResidualQuantizer::reconstruct(const uint32_t* codes, float* out) const {
+  const size_t d = dim();
+  std::memcpy(out, codebook(0) + size_t(codes[0]) * d, d * sizeof(float));
+  for (size_t l = 1; l < stages_; ++l) {
+    const float* word = codebook(l) + size_t(codes[l]) * d;
+    for (size_t t = 0; t < d; ++t) out[t] += word[t];
+  }
+}
+
+void ResidualQuantizer::inner_product_tables(const float* query, float* lut) const {
+  for (size_t l = 0; l < stages_; ++l) tables_[l].dots(query, lut + l * ksub_);
+}
+
+void ResidualQuantizer::pack(const uint32_t* stage_codes, float sq_norm, uint8_t* code) const {
+  pack_bits(stage_codes, stages_, unsigned(nbits_), code);
+  norm_.write(sq_norm, code + code_bytes_);
+}
+
+void ResidualQuantizer::unpack(const uint8_t* code, uint32_t* stage_codes) const {
+  unpack_bits(code, stages_, unsigned(nbits_), stage_codes);
+}
+
+void ResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {
+  require_trained("encode");
+  const size_t d = dim(), L = stages_, cs = code_size();
+  const Kernels& kern = kernels();
+  default_pool().parallel_for(
+      n, 64,
+      [&](size_t begin, size_t end) {
+        RQBeamSearch search(*this);
+        std::vector<float> x_hat(d);
+        for (size_t i = begin; i < end; ++i) {
+          const float* xi = x + i * d;
+          const float norm = kern.dot(xi, xi, d);
+          search.reset(1, xi, &norm, nullptr);
+          search.run(0, L, options_.beam);
+          // x̂ = x − (final residual): no need to sum the codewords again.
+          const float* r = search.residual(0);
+          for (size_t t = 0; t < d; ++t) x_hat[t] = xi[t] - r[t];
+          pack(search.path(0), kern.dot(x_hat.data(), x_hat.data(), d), codes + i * cs);
+        }
+      },
+      effective_threads(threads));
+}
+
+void ResidualQuantizer::decode(size_t n, const uint8_t* codes, float* x, int threads) const {
+  require_trained("decode");
+  const size_t cs = code_size();
+  default_pool().parallel_for(
+      n, 256,
+      [&](size_t begin, size_t end) {
+        std::vector<uint32_t> stage_codes(stages_);
+        for (size_t i = begin; i < end; ++i) {
+          unpack(codes + i * cs, stage_codes.data());
+          reconstruct(stage_codes.data(), x + i * dim());
+        }
+      },
+      effective_threads(threads));
+}
+
+namespace {
+
+class RQDistanceTable : public DistanceTable {
+ public:
+  RQDistanceTable(const ResidualQuantizer& rq, const float* query, Metric metric)
+      : rq_(rq), l2_(metric == Metric::L2), lut_(rq.stages() * rq.ksub()) {
+    rq.inner_product_tables(query, lut_.data());
+    const float factor = l2_ ? -2.0f : -1.0f;
+    for (float& v : lut_) v *= factor;
+    base_ = l2_ ? kernels().dot(query, query, rq.dim()) : 0.0f;
+  }
+
+  void scan(const uint8_t* codes, size_t n, float* out) const override {
+    const size_t cs = rq_.code_size(), L = rq_.stages(), K = rq_.ksub(), cb = rq_.stage_code_bytes();
+    if (rq_.nbits() == 8) {
+      // Stage codes are whole bytes: gather them into a dense block for the SIMD 8-bit scan kernel.
+      constexpr size_t kBlock = 256;
+      std::vector<uint8_t> block(kBlock * L);
+      for (size_t b = 0; b < n; b += kBlock) {
+        const size_t count = std::min(kBlock, n - b);
+        for (size_t i = 0; i < count; ++i) std::memcpy(&block[i * L], codes + (b + i) * cs, L);
+        kernels().adc_scan_u8(block.data(), count, L, lut_.data(), out + b);
+      }
+    } else {
+      std::vector<uint32_t> stage_codes(L);
+      for (size_t i = 0; i < n; ++i) {
+        rq_.unpack(codes + i * cs, stage_codes.data());
+        float sum = 0;
+        for (size_t l = 0; l < L; ++l) sum += lut_[l * K + stage_codes[l]];
+        out[i] = sum;
+      }
+    }
+    if (l2_) {
+      const NormCodec& norm = rq_.norm_codec();
+      for (size_t i = 0; i < n; ++i) out[i] += base_ + norm.read(codes + i * cs + cb);
+    }
+  }
+
+ private:
+  const ResidualQuantizer& rq_;
+  bool l2_;
+  std::vector<float> lut_;
+  float base_;
+};
+
+}  // namespace
+
+std::unique_ptr<DistanceTable> ResidualQuantizer::distance_table(const float* query, Metric metric) const {
+  require_trained("search");
+  QV_CHECK(metric != Metric::Cosine, Internal, "cosine must be resolved to inner product before ADC");
+  return std::make_unique<RQDistanceTable>(*this, query, metric);
+}
+
+}  // namespace quiver

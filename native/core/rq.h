@@ -1,0 +1,150 @@
+// Residual quantizer (RQ): L stages, each a codebook of K = 2^nbits full-dimensional codewords; a vector is
+// approximated by the sum x̂ = Σ_l c_{l, i_l} of one codeword per stage. Training runs k-means stage by stage
+// on what the previous stages left (the residuals); encoding is a beam search that keeps the `beam` best
+// partial sums at every stage (beam = 1 is the greedy encoder), since the greedy choice at an early stage
+// often blocks better combinations later.
+//
+// Optional codebook refit (refit = N rounds): with every training vector's codes fixed, the best codewords
+// of stage l given the other stages are the means of x − Σ_{m≠l} c_{m,i_m} over the vectors that use each
+// codeword (block-coordinate least squares); a round updates the stages in turn, then re-encodes.
+//
+// Code layout (code_size() bytes per vector):
+//   bytes [0, ⌈L·nbits/8⌉): the L stage codes, bit-packed LSB first, stage 0 in the lowest bits (bitpack.h);
+//   then ‖x̂‖², the squared norm of the reconstruction: float32 in host byte order (4 bytes, norm=f32), or
+//   one byte (norm=u8) quantised uniformly between the smallest and largest ‖x̂‖² seen in training — it then
+//   costs an absolute error of up to (max − min)/510 on every L2 score.
+// Codebook layout: stage l's K × dim floats start at l·K·dim.
+// ADC table: L × K floats, entry (l, j) = −2⟨q, c_lj⟩ for L2 (score = ‖q‖² + Σ entries + ‖x̂‖²) or
+// −⟨q, c_lj⟩ for inner product (score = Σ entries; the stored norm is unused).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "kmeans.h"
+#include "quantizer.h"
+
+namespace quiver {
+
+// How a codec stores the squared norm it needs for L2 ADC.
+enum class NormStorage { Float32, Uint8 };
+
+// Writes and reads the norm field (see layout above). Uint8 needs set_range() from training first.
+class NormCodec {
+ public:
+  explicit NormCodec(NormStorage storage = NormStorage::Float32) : storage_(storage) {}
+  NormStorage storage() const { return storage_; }
+  size_t bytes() const { return storage_ == NormStorage::Float32 ? 4 : 1; }
+  const char* name() const { return storage_ == NormStorage::Float32 ? "f32" : "u8"; }
+  void set_range(float lo, float hi);
+  float lo() const { return lo_; }
+  float hi() const { return hi_; }
+  void write(float value, uint8_t* out) const;
+  float read(const uint8_t* in) const;
+
+ private:
+  NormStorage storage_;
+  float lo_ = 0, hi_ = 0;
+};
+
+struct RQOptions {
+  size_t beam = 1;          // partial reconstructions kept per stage while encoding (1 … 256)
+  NormStorage norm = NormStorage::Float32;
+  size_t refit_rounds = 0;  // codebook refit rounds after the stage-wise training (0 … 20)
+};
+
+class ResidualQuantizer;
+
+// Beam search over the stages of a ResidualQuantizer for one vector. Holds its buffers so one object per
+// thread serves many vectors without allocating. Entries are partial reconstructions: the stage codes chosen
+// so far, the residual (what is left to encode, dim floats), its squared norm (the squared error so far), and
+// a caller-defined tag (TRQ uses it for the first-level cluster an entry started from).
+class RQBeamSearch {
+ public:
+  explicit RQBeamSearch(const ResidualQuantizer& rq);
+
+  // Starts from `count` entries: residuals (count × dim), their squared norms (count), tags (count, or null
+  // for 0) and, to resume after some stages, their stage codes (count × stages, or null).
+  void reset(size_t count, const float* residuals, const float* sq_norms, const uint32_t* tags,
+             const uint32_t* paths = nullptr);
+  // Expands stages [first, last) keeping the `width` best entries; afterwards entries are sorted by
+  // increasing squared error (ties by lower parent entry, then lower codeword).
+  void run(size_t first, size_t last, size_t width);
+
+  size_t size() const { return count_; }
+  const uint32_t* path(size_t e) const { return &paths_[e * stages_]; }  // stage codes (stages values)
+  float distance(size_t e) const { return dists_[e]; }
+  uint32_t tag(size_t e) const { return tags_[e]; }
+  const float* residual(size_t e) const { return &residuals_[e * dim_]; }
+
+ private:
+  struct Candidate {
+    float dist;
+    uint32_t entry, word;
+  };
+  const ResidualQuantizer& rq_;
+  size_t dim_, stages_, count_ = 0;
+  std::vector<float> residuals_, dists_, next_residuals_, next_dists_, scores_;
+  std::vector<uint32_t> paths_, tags_, next_paths_, next_tags_;
+  std::vector<Candidate> heap_;
+};
+
+class ResidualQuantizer : public Quantizer {
+ public:
+  ResidualQuantizer(size_t dim, size_t stages, size_t nbits, RQOptions options = {});
+
+  std::string spec() const override;  // "RQ<L>x<nbits>" then ",beam=B", ",norm=u8", ",refit=N" when not default
+  size_t code_size() const override { return code_bytes_ + norm_.bytes(); }
+  bool is_trained() const override { return trained_; }
+  void train(size_t n, const float* x, const TrainContext& ctx) override;
+  void encode(size_t n, const float* x, uint8_t* codes, int threads) const override;
+  void decode(size_t n, const uint8_t* codes, float* x, int threads) const override;
+  std::unique_ptr<DistanceTable> distance_table(const float* query, Metric metric) const override;
+
+  size_t stages() const { return stages_; }
+  size_t nbits() const { return nbits_; }
+  size_t ksub() const { return ksub_; }
+  const RQOptions& options() const { return options_; }
+  const NormCodec& norm_codec() const { return norm_; }
+  size_t stage_code_bytes() const { return code_bytes_; }  // packed stage codes, without the norm
+  const float* codebook(size_t stage) const { return codebooks_.data() + stage * ksub_ * dim(); }
+  const std::vector<float>& all_codebooks() const { return codebooks_; }
+  const CentroidTable& table(size_t stage) const { return tables_[stage]; }
+
+  // Installs trained codebooks (stages × K × dim floats, layout above) and, for norm=u8, the norm range.
+  // Used by loaders and composite codecs.
+  void set_codebooks(std::vector<float> codebooks, float norm_lo = 0, float norm_hi = 0);
+
+  // Composite-codec building blocks (PRQ, TRQ). Stage codes: `stages` values per vector.
+  // Stage-wise training on x (n × dim); warm = true starts every stage's k-means from the current codebook
+  // (a refresh after the data moved, as TRQ's alternation needs) instead of k-means++. Writes the final
+  // stage codes of the training vectors into codes_out (n × stages) when not null, and returns the MSE.
+  double train_stages(size_t n, const float* x, const TrainContext& ctx, bool warm, uint32_t* codes_out);
+  // Least-squares refit rounds from the given codes (n × stages, updated in place). Returns the MSE.
+  double refit(size_t n, const float* x, uint32_t* codes, size_t rounds, const TrainContext& ctx);
+  // Beam-search encoding to stage codes (n × stages) and squared errors (n, or null).
+  void encode_stages(size_t n, const float* x, uint32_t* codes, float* sq_errors, int threads) const;
+  // x̂ = Σ_l c_{l, codes[l]} (dim floats).
+  void reconstruct(const uint32_t* codes, float* out) const;
+  // lut (stages × K): ⟨q, c_lj⟩.
+  void inner_product_tables(const float* query, float* lut) const;
+  // Packs stage codes and the norm into one code; reads them back.
+  void pack(const uint32_t* stage_codes, float sq_norm, uint8_t* code) const;
+  void unpack(const uint8_t* code, uint32_t* stage_codes) const;
+
+ private:
+  void build_tables();
+  void fit_norm_range(size_t n, const float* x_hat_norms);
+
+  size_t stages_, nbits_, ksub_, code_bytes_;
+  RQOptions options_;
+  NormCodec norm_;
+  std::vector<float> codebooks_;
+  std::vector<CentroidTable> tables_;
+  bool trained_ = false;
+};
+
+// Parses a norm option value: "f32" or "u8" (throws InvalidArgument otherwise).
+NormStorage parse_norm_storage(const std::string& value);
+
+}  // namespace quiver
