@@ -71,4 +71,5 @@ export {
   type SearchPipelineOptions,
   type StageTimings,
 } from './search';
+export { loadWordPieceTokenizer, wordPieceTokenizer, type Vocabulary, type WordPieceOptions } from './tokenizer';
 export { VectorStore, l2NormalizeRows, type VectorStoreOptions } from './vectors';
