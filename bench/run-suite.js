@@ -82,11 +82,12 @@ function buildProgram() {
     .option('--lancedb-subvectors <n>', 'LanceDB PQ sub-vectors', positiveInt('--lancedb-subvectors'), 16)
     .option('-k, --k <n>', 'results per query for timing and recall@1/@10', positiveInt('-k'), 10)
     .option('--recall-k <n>', 'results per query for recall@100', positiveInt('--recall-k'), 100)
-    .option('--min-seconds <s>', 'minimum seconds per timing', (v) => {
+    .option('--min-seconds <s>', 'minimum seconds per timing round', (v) => {
       const n = Number(v);
       if (!(n > 0)) throw new InvalidArgumentError('--min-seconds must be a positive number');
       return n;
-    }, 0.5)
+    }, 0.2)
+    .option('--rounds <n>', 'timing rounds per figure (the best counts)', positiveInt('--rounds'), 3)
     .option('--seed <n>', 'training seed', positiveInt('--seed'), 1234)
     .option('--anchors <file>', 'anchor figures to print beside ours', path.join(ROOT, 'bench', 'anchors.json'))
     .option('--out <dir>', 'output folder (with several datasets: one sub-folder each)')
@@ -139,6 +140,7 @@ async function main(argv) {
       k: opts.k,
       recallK: opts.recallK,
       minSeconds: opts.minSeconds,
+      rounds: opts.rounds,
       seed: opts.seed,
       peers,
       anchors: loadAnchors(opts.anchors, dataset.name),

@@ -4,9 +4,11 @@
 // and adding time, bytes per vector and the resident-memory growth of building. report.ts turns the result
 // into JSON, Markdown and an SVG recall–QPS plot.
 //
-// Timing protocol, the same for quiver and every in-process peer: one untimed warm-up call, then calls until
-// plan.minSeconds have passed. Timings use plan.k results per query (10 by default, as the anchors); recall@100
+// Timing protocol, the same for quiver and every peer: one untimed warm-up call, then plan.rounds rounds of
+// calls, each lasting at least plan.minSeconds; the best round's rate counts. Timings use plan.k results per query (10 by default, as the anchors); recall@100
 // comes from a second search with plan.recallK results, which HNSW peers answer with ef ≥ recallK.
+import * as os from 'node:os';
+
 import { Index, type SearchOptions } from './quiver';
 import { kRecallAt, oneRecallAt } from './recall';
 import type { SuiteDataset } from './suite/datasets';
@@ -50,8 +52,10 @@ export interface SuiteOptions {
   k?: number;
   /** Results per query of the recall@100 search (default 100; capped by the ground truth's depth). */
   recallK?: number;
-  /** Minimum seconds per timing (default 0.5). */
+  /** Minimum seconds per timing round (default 0.2). */
   minSeconds?: number;
+  /** Timing rounds per figure, of which the best counts (default 3). */
+  rounds?: number;
   seed?: number;
   peers?: PeerAdapter[];
   /** Figures from elsewhere to print beside ours (not measured in this run). */
@@ -96,7 +100,8 @@ function makePlan(options: SuiteOptions): SuitePlan {
     ef: positive(options.ef, [16, 32, 64, 128], 'ef'),
     k,
     recallK: Math.max(k, Math.min(options.recallK ?? 100, dataset.gtK, dataset.baseCount)),
-    minSeconds: options.minSeconds ?? 0.5,
+    minSeconds: options.minSeconds ?? 0.2,
+    rounds: positive(options.rounds === undefined ? undefined : [options.rounds], [3], 'rounds')[0],
     seed: options.seed ?? 1234,
     threads: allThreads(),
   };
@@ -128,18 +133,23 @@ interface Timable {
   one?: (query: number, threads: number) => unknown;
 }
 
-async function measureQps(target: Timable, queryCount: number, minSeconds: number): Promise<QpsFigures> {
+async function measureQps(target: Timable, queryCount: number, plan: SuitePlan): Promise<QpsFigures> {
+  const { minSeconds, rounds } = plan;
   const qps: QpsFigures = { batch1: null, batchAll: null, single1: null, singleAll: null };
   for (const threads of target.threadModes) {
     const suffix = threads === 1 ? '1' : 'All';
     if (target.batch) {
-      qps[`batch${suffix}`] = (await callsPerSecond(() => target.batch!(threads), minSeconds)) * queryCount;
+      qps[`batch${suffix}`] = (await callsPerSecond(() => target.batch!(threads), minSeconds, rounds)) * queryCount;
     }
     if (target.one) {
-      qps[`single${suffix}`] = await callsPerSecond((call) => target.one!(call % queryCount, threads), minSeconds);
+      qps[`single${suffix}`] = await callsPerSecond((call) => target.one!(call % queryCount, threads), minSeconds, rounds);
     }
   }
   return qps;
+}
+
+function loadAverage(): string {
+  return os.loadavg()[0].toFixed(2);
 }
 
 function quiverVersionLabel(machine: MachineInfo): string {
@@ -150,7 +160,8 @@ function quiverVersionLabel(machine: MachineInfo): string {
 export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
   const { dataset } = options;
   const plan = makePlan(options);
-  const machine: MachineInfo = { ...machineInfo(), ...(options.machine ?? {}) };
+  // The load average says how much else was running: this suite is often run on shared machines.
+  const machine: MachineInfo = { ...machineInfo(), ...(options.machine ?? {}), 'load average at start': loadAverage() };
   const emit = options.onEvent ?? (() => {});
   const rows: SuiteRow[] = [];
   const skipped: SkippedEntry[] = [];
@@ -199,7 +210,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
               one: (q, threads) => built.searchSync(dataset.queries.subarray(q * dim, (q + 1) * dim), plan.k, searchOptions(threads)),
             },
             dataset.queryCount,
-            plan.minSeconds,
+            plan,
           );
           const ids = built.searchSync(dataset.queries, plan.k, searchOptions(0)).ids;
           const deep = plan.recallK > plan.k ? built.searchSync(dataset.queries, plan.recallK, searchOptions(0)).ids : null;
@@ -255,7 +266,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
                 one: peer.searchOne && ((q, threads) => peer.searchOne!(q, plan.k, params, threads)),
               },
               dataset.queryCount,
-              plan.minSeconds,
+              plan,
             );
             const threads = peer.threadModes.includes(0) ? 0 : peer.threadModes[0];
             const ids = await peer.searchBatch!(dataset.queries, plan.k, params, threads);
@@ -290,6 +301,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     await adapter.dispose?.();
   }
   emit({ type: 'end' });
+  machine['load average at end'] = loadAverage();
 
   const result: SuiteResult = {
     schema: 'quiver-suite/1',

@@ -37,17 +37,24 @@ def resident_bytes():
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
-def calls_per_second(fn, min_seconds):
-    """Same protocol as the Node side: one untimed warm-up call, then calls until min_seconds have passed."""
+def calls_per_second(fn, min_seconds, rounds):
+    """Same protocol as the Node side: one untimed warm-up call, then `rounds` rounds of at least min_seconds
+    each; the best round's rate counts (the one other processes disturbed least)."""
     fn(0)
     calls = 0
-    start = time.perf_counter()
-    while True:
-        calls += 1
-        fn(calls)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return calls / elapsed
+    best = 0.0
+    for _ in range(rounds):
+        done = 0
+        start = time.perf_counter()
+        while True:
+            calls += 1
+            done += 1
+            fn(calls)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        best = max(best, done / elapsed)
+    return best
 
 
 def prepare(metric, *arrays):
@@ -86,7 +93,7 @@ def run_suite(req):
     metric = prepare(req['metric'], xb, xq)
     train_count = req.get('trainCount') or len(xb)
     all_threads = faiss.omp_get_max_threads()
-    k, recall_k, min_seconds = req['k'], req['recallK'], req['minSeconds']
+    k, recall_k, min_seconds, rounds = req['k'], req['recallK'], req['minSeconds'], req.get('rounds', 1)
 
     rss_before = resident_bytes()
     index = faiss.index_factory(xb.shape[1], req['factory'], metric)
@@ -107,8 +114,9 @@ def run_suite(req):
         qps = {}
         for name, threads in (('1', 1), ('All', all_threads)):
             faiss.omp_set_num_threads(threads)
-            qps['batch' + name] = calls_per_second(lambda _: index.search(xq, k), min_seconds) * len(xq)
-            qps['single' + name] = calls_per_second(lambda c: index.search(xq[c % len(xq):c % len(xq) + 1], k), min_seconds)
+            qps['batch' + name] = calls_per_second(lambda _: index.search(xq, k), min_seconds, rounds) * len(xq)
+            qps['single' + name] = calls_per_second(
+                lambda c: index.search(xq[c % len(xq):c % len(xq) + 1], k), min_seconds, rounds)
         faiss.omp_set_num_threads(all_threads)
         ids_file = os.path.join(req['outDir'], 'ids-%d.i64' % i)
         recall_ids_file = os.path.join(req['outDir'], 'recall-ids-%d.i64' % i)
@@ -151,12 +159,14 @@ def run_accuracy(req):
         entry = {'name': codec['name'], 'factory': codec['factory'], 'beam': codec.get('beam')}
         try:
             index = faiss.index_factory(d, codec['factory'])
+            targets = beam_targets(index)
             if codec.get('beam'):
-                targets = beam_targets(index)
                 if not targets:
                     raise ValueError('beam= applies to residual quantizers only')
                 for rq in targets:
                     rq.max_beam_size = codec['beam']
+            if targets:
+                entry['beam'] = int(targets[0].max_beam_size)
             start = time.perf_counter()
             index.train(xb[:train_count])
             entry['trainSeconds'] = time.perf_counter() - start

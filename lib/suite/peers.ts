@@ -471,6 +471,7 @@ export function faissPeer(options: FaissOptions): PeerAdapter {
         k: plan.k,
         recallK: plan.recallK,
         minSeconds: plan.minSeconds,
+        rounds: plan.rounds,
         outDir,
       });
       const byParams = new Map<string, { qps: QpsFigures; ids: BigInt64Array; recallIds: BigInt64Array }>();

@@ -139,7 +139,7 @@ export function formatMarkdown(result: SuiteResult): string {
       `${extraFacts.length ? ', ' + extraFacts.join(', ') : ''}; ${m.date}.`,
     '',
     `Protocol: k = ${plan.k} results per query for timing and recall@1/@10; recall@100 from a second search with k = ${plan.recallK}. ` +
-      `Each q/s figure runs at least ${plan.minSeconds} s after one warm-up call. "1t" = one thread, "all" = ${plan.threads} threads; ` +
+      `Each q/s figure is the best of ${plan.rounds} rounds of at least ${plan.minSeconds} s each, after one warm-up call. "1t" = one thread, "all" = ${plan.threads} threads; ` +
       'batch = all queries in one call, single = one query per call (synchronous where the library allows). ' +
       '1-R@R = faiss\'s 1-recall@R (true nearest neighbour within the first R); k-R@k = ann-benchmarks\' k-recall@k. ' +
       'RSS Δ = resident memory after building minus before. Training uses all threads.',
@@ -229,7 +229,7 @@ export function renderSvg(result: SuiteResult): string {
   const y0 = ys.length ? Math.floor(Math.log10(Math.min(...ys))) : 0;
   const y1 = ys.length ? Math.max(y0 + 1, Math.ceil(Math.log10(Math.max(...ys)))) : 1;
 
-  const width = 800;
+  const width = 900;
   const legendRow = 18;
   const plot = { left: 70, top: 44, width: 480, height: 340 };
   const height = Math.max(plot.top + plot.height + 56, plot.top + series.length * legendRow + 20);
@@ -273,7 +273,9 @@ export function renderSvg(result: SuiteResult): string {
     }
     return `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="3.5" fill="${s.dashed ? '#ffffff' : s.color}" stroke="${s.color}" stroke-width="1.5">${tip}</circle>`;
   };
-  for (const s of series) {
+  // Anchors first, so this run's markers stay visible where they coincide.
+  const drawOrder = [...series.filter((s) => s.marker === 'diamond'), ...series.filter((s) => s.marker !== 'diamond')];
+  for (const s of drawOrder) {
     if (s.points.length > 1 && s.marker === 'circle') {
       const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${sx(p.x).toFixed(1)} ${sy(p.y).toFixed(1)}`).join(' ');
       out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"${s.dashed ? ' stroke-dasharray="4 3"' : ''}/>`);

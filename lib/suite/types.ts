@@ -66,8 +66,10 @@ export interface SuitePlan {
   k: number;
   /** Results per query of the second search that gives recall@100 and 100-recall@100. */
   recallK: number;
-  /** Each timing runs at least this long (and at least one call). */
+  /** Each timing round runs at least this long (and at least one call). */
   minSeconds: number;
+  /** Timing rounds per figure; the figure is the best round's rate. */
+  rounds: number;
   seed: number;
   /** "All threads": how many the machine has. */
   threads: number;
