@@ -103,10 +103,18 @@ inline void rotate_rows(double* x, double* y, size_t len, double c, double s) {
   }
 }
 
+// Four independent partial sums: a single accumulator makes the loop wait on the add latency each step.
 inline double dot_d(const double* a, const double* b, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
 }
 
 // Makes the rows of v (count × len) orthonormal in order. Rows flagged invalid, and rows that lose more than
@@ -121,12 +129,18 @@ void orthonormalize_rows(size_t count, size_t len, double* v, std::vector<bool> 
       const double before = std::sqrt(dot_d(row, row, len));
       ok = before > 0;
       if (ok) {
-        for (int pass = 0; pass < 2; ++pass)  // twice is enough for full working precision
+        // One pass of modified Gram–Schmidt, and a second only when the first removed a large part of the row
+        // (cancellation then leaves rounding errors along earlier rows): "twice is enough" (Kahan–Parlett).
+        double after = before;
+        for (int pass = 0; pass < 2; ++pass) {
+          const double norm_in = after;
           for (size_t j = 0; j < i; ++j) {
             const double proj = dot_d(row, v + j * len, len);
             for (size_t t = 0; t < len; ++t) row[t] -= proj * v[j * len + t];
           }
-        const double after = std::sqrt(dot_d(row, row, len));
+          after = std::sqrt(dot_d(row, row, len));
+          if (after > 0.7 * norm_in) break;
+        }
         ok = after > 0.5 * before;
         if (ok)
           for (size_t t = 0; t < len; ++t) row[t] /= after;
@@ -328,28 +342,27 @@ void procrustes_rotation(size_t d, const double* a, float* r_out) {
   // u_i = a v_i / s_i, row i of `u`. Directions with s_i below 1e-6·s_0 are noise in the eigen route (their
   // s_i² sits at the precision floor of s_0²) and are completed instead; they hardly move tr(R a).
   const double s0 = std::sqrt(std::max(lambda[0], 0.0));
+  // w = a V (column i = a v_i) by the float SIMD product: its rounding only perturbs u_i slightly, and the
+  // re-orthonormalisation below removes any loss of orthogonality. aᵀa above stays in double because the
+  // eigenvalues of small singular directions sit at its precision floor.
+  std::vector<float> af(d * d), vtf(d * d), wf(d * d);
+  for (size_t i = 0; i < d * d; ++i) af[i] = float(a[i]);
+  for (size_t i = 0; i < d; ++i)
+    for (size_t c = 0; c < d; ++c) vtf[c * d + i] = float(v[i * d + c]);  // vtf = Vᵀ-layout: row c = (v_0[c], v_1[c], …)
+  matmul(d, d, d, af.data(), vtf.data(), wf.data(), 1);
   std::vector<double> u(d * d, 0.0);
   std::vector<bool> valid(d, false);
   for (size_t i = 0; i < d; ++i) {
     const double si = std::sqrt(std::max(lambda[i], 0.0));
     if (!(si > 1e-6 * s0) || s0 == 0) continue;
     valid[i] = true;
-    const double* vi = &v[i * d];
-    for (size_t r = 0; r < d; ++r) u[i * d + r] = dot_d(a + r * d, vi, d) / si;
+    for (size_t r = 0; r < d; ++r) u[i * d + r] = double(wf[r * d + i]) / si;
   }
   orthonormalize_rows(d, d, u.data(), valid);
-  // R = V Uᵀ = Σ_i v_i u_iᵀ.
-  std::vector<double> rot(d * d, 0.0);
-  for (size_t i = 0; i < d; ++i) {
-    const double* vi = &v[i * d];
-    const double* ui = &u[i * d];
-    for (size_t r = 0; r < d; ++r) {
-      const double f = vi[r];
-      double* out = &rot[r * d];
-      for (size_t c = 0; c < d; ++c) out[c] += f * ui[c];
-    }
-  }
-  for (size_t i = 0; i < d * d; ++i) r_out[i] = float(rot[i]);
+  // R = V Uᵀ: R[r][c] = Σ_i v_i[r] u_i[c], i.e. (the Vᵀ-layout matrix) · (u as rows), in float.
+  std::vector<float> uf(d * d);
+  for (size_t i = 0; i < d * d; ++i) uf[i] = float(u[i]);
+  matmul(d, d, d, vtf.data(), uf.data(), r_out, 1);
 }
 
 PcaResult pca(size_t n, size_t d, const float* x, int threads) {
