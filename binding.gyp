@@ -14,6 +14,7 @@
         "native/core/linalg.cpp",
         "native/core/metric.cpp",
         "native/core/pq.cpp",
+        "native/core/prq.cpp",
         "native/core/serialize.cpp",
         "native/core/rq.cpp",
         "native/core/simd.cpp",

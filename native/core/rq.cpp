@@ -64,8 +64,8 @@ void RQBeamSearch::reset(size_t count, const float* residuals, const float* sq_n
     paths_.assign(count * stages_, 0);
 }
 
-void RQBeamSearch::run(size_t first, size_t last, size_t width) {
-  const size_t k = rq_.ksub(), d = dim_;
+void RQBeamSearch::select(size_t width) {
+  const size_t k = rq_.ksub();
   // Heap order: the worst candidate on top. Worse = larger distance, then later entry, then later word, so
   // that ties resolve to the same codes whatever the thread or platform.
   const auto better = [](const Candidate& a, const Candidate& b) {
@@ -73,51 +73,122 @@ void RQBeamSearch::run(size_t first, size_t last, size_t width) {
     if (a.entry != b.entry) return a.entry < b.entry;
     return a.word < b.word;
   };
-  for (size_t l = first; l < last; ++l) {
-    const CentroidTable& table = rq_.table(l);
-    const float* book = rq_.codebook(l);
-    scores_.resize(count_ * k);
-    // ‖r − c‖² = ‖r‖² + (‖c‖² − 2⟨r, c⟩): the table gives the bracket for all codewords in one SIMD pass.
-    for (size_t e = 0; e < count_; ++e) table.scores(&residuals_[e * d], &scores_[e * k]);
-    const size_t keep = std::min(width, count_ * k);
-    heap_.clear();
+  const size_t keep = std::min(width, count_ * k);
+  heap_.clear();
+  if (keep == 1) {
+    // Greedy: a plain argmin (the first of equal minima, as the heap would keep).
+    size_t best = 0;
+    float best_dist = dists_[0] + scores_[0];
     for (size_t e = 0; e < count_; ++e) {
       const float base = dists_[e];
       const float* sc = &scores_[e * k];
-      for (size_t j = 0; j < k; ++j) {
-        const float dist = base + sc[j];
-        if (heap_.size() < keep) {
-          heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
-          std::push_heap(heap_.begin(), heap_.end(), better);
-        } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
-          std::pop_heap(heap_.begin(), heap_.end(), better);
-          heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
-          std::push_heap(heap_.begin(), heap_.end(), better);
+      for (size_t j = 0; j < k; ++j)
+        if (base + sc[j] < best_dist) {
+          best_dist = base + sc[j];
+          best = e * k + j;
         }
+    }
+    heap_.push_back(Candidate{best_dist, uint32_t(best / k), uint32_t(best % k)});
+    return;
+  }
+  for (size_t e = 0; e < count_; ++e) {
+    const float base = dists_[e];
+    const float* sc = &scores_[e * k];
+    for (size_t j = 0; j < k; ++j) {
+      const float dist = base + sc[j];
+      if (heap_.size() < keep) {
+        heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
+        std::push_heap(heap_.begin(), heap_.end(), better);
+      } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
+        std::pop_heap(heap_.begin(), heap_.end(), better);
+        heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
+        std::push_heap(heap_.begin(), heap_.end(), better);
       }
     }
-    std::sort_heap(heap_.begin(), heap_.end(), better);
-    next_residuals_.resize(keep * d);
-    next_dists_.resize(keep);
-    next_paths_.resize(keep * stages_);
-    next_tags_.resize(keep);
-    for (size_t t = 0; t < keep; ++t) {
-      const Candidate& c = heap_[t];
+  }
+  std::sort_heap(heap_.begin(), heap_.end(), better);
+}
+
+void RQBeamSearch::advance(size_t stage, bool with_residuals) {
+  const size_t keep = heap_.size(), d = dim_;
+  const float* book = rq_.codebook(stage);
+  if (with_residuals) next_residuals_.resize(keep * d);
+  next_dists_.resize(keep);
+  next_paths_.resize(keep * stages_);
+  next_tags_.resize(keep);
+  for (size_t t = 0; t < keep; ++t) {
+    const Candidate& c = heap_[t];
+    if (with_residuals) {
       const float* r = &residuals_[size_t(c.entry) * d];
       const float* word = book + size_t(c.word) * d;
       float* out = &next_residuals_[t * d];
       for (size_t i = 0; i < d; ++i) out[i] = r[i] - word[i];
-      next_dists_[t] = c.dist;
-      std::memcpy(&next_paths_[t * stages_], &paths_[size_t(c.entry) * stages_], stages_ * sizeof(uint32_t));
-      next_paths_[t * stages_ + l] = c.word;
-      next_tags_[t] = tags_[c.entry];
     }
-    residuals_.swap(next_residuals_);
-    dists_.swap(next_dists_);
-    paths_.swap(next_paths_);
-    tags_.swap(next_tags_);
-    count_ = keep;
+    next_dists_[t] = c.dist;
+    std::memcpy(&next_paths_[t * stages_], &paths_[size_t(c.entry) * stages_], stages_ * sizeof(uint32_t));
+    next_paths_[t * stages_ + stage] = c.word;
+    next_tags_[t] = tags_[c.entry];
   }
+  if (with_residuals) residuals_.swap(next_residuals_);
+  dists_.swap(next_dists_);
+  paths_.swap(next_paths_);
+  tags_.swap(next_tags_);
+  count_ = keep;
+}
+
+void RQBeamSearch::run(size_t first, size_t last, size_t width) {
+  const size_t k = rq_.ksub(), d = dim_;
+  for (size_t l = first; l < last; ++l) {
+    const CentroidTable& table = rq_.table(l);
+    scores_.resize(count_ * k);
+    // ‖r − c‖² = ‖r‖² + (‖c‖² − 2⟨r, c⟩): the table gives the bracket for all codewords in one SIMD pass.
+    for (size_t e = 0; e < count_; ++e) table.scores(&residuals_[e * d], &scores_[e * k]);
+    select(width);
+    advance(l, true);
+  }
+}
+
+void RQBeamSearch::start(const float* x, const float* x_dots) {
+  x_ = x;
+  x_dots_ = x_dots;
+  const float norm = kernels().dot(x, x, dim_);
+  reset(1, x, &norm, nullptr);
+}
+
+void RQBeamSearch::step(size_t l, size_t width) {
+  if (!x_dots_) {
+    run(l, l + 1, width);
+    return;
+  }
+  const size_t k = rq_.ksub();
+  const CentroidTable& table = rq_.table(l);
+  scores_.resize(count_ * k);
+  for (size_t e = 0; e < count_; ++e) {
+    float* sc = &scores_[e * k];
+    std::memcpy(sc, x_dots_ + l * k, k * sizeof(float));
+    const uint32_t* path = &paths_[e * stages_];
+    for (size_t m = 0; m < l; ++m) {
+      const float* row = rq_.cross_table(m, l) + size_t(path[m]) * k;
+      for (size_t j = 0; j < k; ++j) sc[j] -= row[j];
+    }
+    for (size_t j = 0; j < k; ++j) sc[j] = table.norm(j) - 2 * sc[j];
+  }
+  select(width);
+  advance(l, false);
+}
+
+void RQBeamSearch::finish() {
+  if (!x_dots_) return;  // the direct route kept the residuals up to date
+  // Cross-table steps track only codes and distances: rebuild the residuals of the final entries.
+  const size_t d = dim_;
+  residuals_.resize(count_ * d);
+  std::vector<float>& rec = next_residuals_;
+  rec.resize(d);
+  for (size_t e = 0; e < count_; ++e) {
+    rq_.reconstruct(&paths_[e * stages_], rec.data());
+    for (size_t i = 0; i < d; ++i) residuals_[e * d + i] = x_[i] - rec[i];
+  }
+  x_dots_ = nullptr;
 }
 
 // -------------------------------------------------------------------------------------- ResidualQuantizer
@@ -148,6 +219,25 @@ void ResidualQuantizer::build_tables() {
   tables_.clear();
   tables_.reserve(stages_);
   for (size_t l = 0; l < stages_; ++l) tables_.emplace_back(ksub_, dim(), codebook(l));
+  build_cross_tables();
+}
+
+void ResidualQuantizer::build_cross_tables() {
+  cross_.clear();
+  const size_t L = stages_, K = ksub_, d = dim();
+  const size_t pairs = L * (L - 1) / 2;
+  if (pairs == 0 || pairs * K * K * sizeof(float) > kMaxCrossTableBytes) return;
+  cross_.resize(pairs * K * K);
+  // Block (m, l) = C_m · C_lᵀ: for each codeword a of stage m, its dot products with all of stage l.
+  default_pool().parallel_for(pairs * K, 64, [&](size_t begin, size_t end) {
+    for (size_t row = begin; row < end; ++row) {
+      const size_t pair = row / K, a = row % K;
+      size_t l = 1;
+      while ((l + 1) * l / 2 <= pair) ++l;
+      const size_t m = pair - l * (l - 1) / 2;
+      tables_[l].dots(codebook(m) + a * d, &cross_[pair * K * K + a * K]);
+    }
+  });
 }
 
 void ResidualQuantizer::set_codebooks(std::vector<float> codebooks, float norm_lo, float norm_hi) {
@@ -209,11 +299,12 @@ double ResidualQuantizer::train_stages(size_t n, const float* x, const TrainCont
     codebooks_.assign(L * K * d, 0.0f);
     tables_.clear();
   }
+  cross_.clear();  // stale until every stage is trained again
   // Beam state of every training vector between stages: up to `beam` entries of stage codes and squared
   // errors (best first). Residuals are recomputed from the codes when needed (l·d operations per entry,
   // small next to the K·d of scoring), which keeps the state at n·beam·L integers.
   std::vector<uint32_t> paths(n * beam * L, 0), counts(n, 1);
-  std::vector<float> dists(n * beam, 0.0f), residual(n * d), exact(n);
+  std::vector<float> dists(n * beam, 0.0f), residual, exact(n);
   const Kernels& kern = kernels();
   for (size_t i = 0; i < n; ++i) dists[i * beam] = kern.dot(x + i * d, x + i * d, d);
   const size_t threads = effective_threads(ctx.threads);
@@ -229,16 +320,26 @@ double ResidualQuantizer::train_stages(size_t n, const float* x, const TrainCont
 
   double mse = 0;
   for (size_t l = 0; l < L; ++l) {
+    // Stage l learns from the residuals of every entry of every beam, not only the best ones: the paths that
+    // win in the end often pass through an entry that was not the best at stage l, so the codebook must fit
+    // those residuals too (as faiss does). With beam 8 on SIFT this lowers the final error by about 10 %.
+    // k-means subsamples the n·beam rows to K·max_points_per_centroid.
+    std::vector<size_t> offsets(n + 1, 0);
+    for (size_t i = 0; i < n; ++i) offsets[i + 1] = offsets[i] + counts[i];
+    const size_t rows = offsets[n];
+    residual.resize(rows * d);
     default_pool().parallel_for(
         n, 256,
         [&](size_t begin, size_t end) {
-          for (size_t i = begin; i < end; ++i) residual_of(x + i * d, &paths[i * beam * L], l, &residual[i * d]);
+          for (size_t i = begin; i < end; ++i)
+            for (size_t e = 0; e < counts[i]; ++e)
+              residual_of(x + i * d, &paths[(i * beam + e) * L], l, &residual[(offsets[i] + e) * d]);
         },
         threads);
     TrainContext sub = ctx;
     sub.seed = ctx.seed + 104729 * (l + 1);  // independent, reproducible stream per stage
-    const KMeansResult km = warm ? kmeans_from(n, d, residual.data(), K, codebook(l), sub, "rq", int(l), int(L))
-                                 : kmeans(n, d, residual.data(), K, sub, "rq", int(l), int(L));
+    const KMeansResult km = warm ? kmeans_from(rows, d, residual.data(), K, codebook(l), sub, "rq", int(l), int(L))
+                                 : kmeans(rows, d, residual.data(), K, sub, "rq", int(l), int(L));
     std::memcpy(codebooks_.data() + l * K * d, km.centroids.data(), K * d * sizeof(float));
     if (tables_.size() > l)
       tables_[l] = CentroidTable(K, d, codebook(l));
@@ -270,6 +371,7 @@ double ResidualQuantizer::train_stages(size_t n, const float* x, const TrainCont
     for (size_t i = 0; i < n; ++i) total += exact[i];
     mse = total / double(n);
   }
+  build_cross_tables();
   if (codes_out)
     for (size_t i = 0; i < n; ++i) std::memcpy(codes_out + i * L, &paths[i * beam * L], L * sizeof(uint32_t));
   return mse;
@@ -331,6 +433,7 @@ double ResidualQuantizer::refit(size_t n, const float* x, uint32_t* codes, size_
           threads);
       tables_[l] = CentroidTable(K, d, book);
     }
+    build_cross_tables();
     // Re-encode under the new codebooks, keeping a vector's previous codes when the beam search does not
     // find better ones: the training error then never increases from one round to the next.
     encode_stages(n, x, new_codes.data(), new_err.data(), ctx.threads);
@@ -360,22 +463,35 @@ void ResidualQuantizer::encode_stages(size_t n, const float* x, uint32_t* codes,
   const size_t d = dim(), L = stages_;
   const Kernels& kern = kernels();
   default_pool().parallel_for(
-      n, 64,
+      n, 4 * kEncodeBlock,
       [&](size_t begin, size_t end) {
-        RQBeamSearch search(*this);
-        for (size_t i = begin; i < end; ++i) {
-          const float* xi = x + i * d;
-          const float norm = kern.dot(xi, xi, d);
-          search.reset(1, xi, &norm, nullptr);
-          search.run(0, L, options_.beam);
-          std::memcpy(codes + i * L, search.path(0), L * sizeof(uint32_t));
-          if (sq_errors) {
-            const float* r = search.residual(0);
-            sq_errors[i] = kern.dot(r, r, d);
+        std::vector<RQBeamSearch> searchers(kEncodeBlock, RQBeamSearch(*this));
+        std::vector<float> dots(kEncodeBlock * L * ksub_);
+        for (size_t b = begin; b < end; b += kEncodeBlock) {
+          const size_t count = std::min(kEncodeBlock, end - b);
+          search_block(x + b * d, count, searchers.data(), dots.data());
+          for (size_t v = 0; v < count; ++v) {
+            std::memcpy(codes + (b + v) * L, searchers[v].path(0), L * sizeof(uint32_t));
+            if (sq_errors) {
+              const float* r = searchers[v].residual(0);
+              sq_errors[b + v] = kern.dot(r, r, d);
+            }
           }
         }
       },
       effective_threads(threads));
+}
+
+void ResidualQuantizer::search_block(const float* x, size_t count, RQBeamSearch* searchers, float* dots) const {
+  const size_t d = dim(), L = stages_, K = ksub_;
+  const bool cross = uses_cross_tables();
+  if (cross)
+    for (size_t l = 0; l < L; ++l)
+      for (size_t v = 0; v < count; ++v) tables_[l].dots(x + v * d, dots + (v * L + l) * K);
+  for (size_t v = 0; v < count; ++v) searchers[v].start(x + v * d, cross ? dots + v * L * K : nullptr);
+  for (size_t l = 0; l < L; ++l)
+    for (size_t v = 0; v < count; ++v) searchers[v].step(l, options_.beam);
+  for (size_t v = 0; v < count; ++v) searchers[v].finish();
 }
 
 void ResidualQuantizer::reconstruct(const uint32_t* codes, float* out) const {
@@ -405,19 +521,20 @@ void ResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes, int thr
   const size_t d = dim(), L = stages_, cs = code_size();
   const Kernels& kern = kernels();
   default_pool().parallel_for(
-      n, 64,
+      n, 4 * kEncodeBlock,
       [&](size_t begin, size_t end) {
-        RQBeamSearch search(*this);
-        std::vector<float> x_hat(d);
-        for (size_t i = begin; i < end; ++i) {
-          const float* xi = x + i * d;
-          const float norm = kern.dot(xi, xi, d);
-          search.reset(1, xi, &norm, nullptr);
-          search.run(0, L, options_.beam);
-          // x̂ = x − (final residual): no need to sum the codewords again.
-          const float* r = search.residual(0);
-          for (size_t t = 0; t < d; ++t) x_hat[t] = xi[t] - r[t];
-          pack(search.path(0), kern.dot(x_hat.data(), x_hat.data(), d), codes + i * cs);
+        std::vector<RQBeamSearch> searchers(kEncodeBlock, RQBeamSearch(*this));
+        std::vector<float> dots(kEncodeBlock * L * ksub_), x_hat(d);
+        for (size_t b = begin; b < end; b += kEncodeBlock) {
+          const size_t count = std::min(kEncodeBlock, end - b);
+          search_block(x + b * d, count, searchers.data(), dots.data());
+          for (size_t v = 0; v < count; ++v) {
+            // x̂ = x − (final residual): no need to sum the codewords again.
+            const float* xi = x + (b + v) * d;
+            const float* r = searchers[v].residual(0);
+            for (size_t t = 0; t < d; ++t) x_hat[t] = xi[t] - r[t];
+            pack(searchers[v].path(0), kern.dot(x_hat.data(), x_hat.data(), d), codes + (b + v) * cs);
+          }
         }
       },
       effective_threads(threads));
