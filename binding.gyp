@@ -13,6 +13,7 @@
         "native/core/kmeans.cpp",
         "native/core/linalg.cpp",
         "native/core/metric.cpp",
+        "native/core/opq.cpp",
         "native/core/pq.cpp",
         "native/core/prq.cpp",
         "native/core/serialize.cpp",
@@ -20,6 +21,7 @@
         "native/core/simd.cpp",
         "native/core/spec.cpp",
         "native/core/thread_pool.cpp",
+        "native/core/trq.cpp",
         "native/addon/addon.cpp",
         "native/addon/convert.cpp"
       ],

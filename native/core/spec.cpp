@@ -1,19 +1,33 @@
 #include "spec.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 
 #include "error.h"
 #include "fastscan.h"
 #include "ivf.h"
+#include "opq.h"
 #include "pq.h"
+#include "prq.h"
+#include "rq.h"
+#include "trq.h"
 
 namespace quiver {
 
 namespace {
 
+// What a codec spec may be (also the fine codec of an IVF index). Options follow the codec, e.g. "RQ8x8,beam=16".
+#define QV_CODEC_GRAMMAR                                                                                        \
+  "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | RQ<L>x<b>[,beam=B][,norm=f32|u8][,refit=N] | "              \
+  "PRQ<P>x<L>x<b>[,beam=B][,norm=f32|u8][,refit=N] | TRQ<L>x<b>[,beam=B][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W] | " \
+  "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
+
 constexpr const char* kIndexGrammar =
-    "\"Flat\", \"PQ<M>[x<nbits>]\", \"PQ<M>x4fs\" or \"IVF<nlist>,[TRQ,]<codec>\", optionally followed by \",Refine\"";
-constexpr const char* kCodecGrammar = "\"PQ<M>[x<nbits>]\"";
+    "\"Flat\", \"PQ<M>x4fs\", \"IVF<nlist>,[TRQ,]<codec>\" or a codec (" QV_CODEC_GRAMMAR
+    "), optionally followed by \",Refine\"";
+constexpr const char* kCodecGrammar = QV_CODEC_GRAMMAR;
 
 bool read_int(const std::string& s, size_t& pos, size_t* out) {
   const size_t start = pos;
@@ -59,6 +73,8 @@ std::vector<SpecComponent> parse_spec(const std::string& spec) {
       const std::string key = trim(text.substr(0, eq)), value = trim(text.substr(eq + 1));
       QV_CHECK(!key.empty() && !value.empty(), InvalidArgument,
                "spec \"" << spec << "\": option \"" << text << "\" must be written key=value");
+      QV_CHECK(out.back().options.count(key) == 0, InvalidArgument,
+               "spec \"" << spec << "\": option \"" << key << "\" is given twice");
       out.back().options[key] = value;
     } else {
       size_t pos = 0;
@@ -157,12 +173,188 @@ std::unique_ptr<Index> make_ivf(const std::string& spec, const std::vector<SpecC
   return std::make_unique<IVFIndex>(dim, metric, ivf.numbers[0], transforms, iterations, std::move(fine), refine);
 }
 
+// The options of one codec, gathered from all of its components (a composite such as "TRQ1x8,PQ14x4,beam=4"
+// may carry them after either part). Every read marks its key; finish() rejects any key nobody read, naming
+// the codec and the options it knows.
+class CodecOptions {
+ public:
+  CodecOptions(const std::string& spec, const std::vector<SpecComponent>& parts, size_t count) : spec_(spec) {
+    for (size_t i = 0; i < count; ++i)
+      for (const auto& option : parts[i].options) {
+        QV_CHECK(values_.count(option.first) == 0, InvalidArgument,
+                 "spec \"" << spec << "\": option \"" << option.first << "\" is given twice");
+        values_[option.first] = option.second;
+      }
+  }
+
+  size_t integer(const char* key, size_t fallback, size_t lo, size_t hi) {
+    const auto it = values_.find(key);
+    if (it == values_.end()) return fallback;
+    used_.push_back(key);
+    const std::string& v = it->second;
+    size_t value = 0;
+    bool ok = !v.empty() && v.size() <= 9 && v.find_first_not_of("0123456789") == std::string::npos;
+    if (ok) value = size_t(std::stoul(v));
+    QV_CHECK(ok && value >= lo && value <= hi, InvalidArgument,
+             "spec \"" << spec_ << "\": option " << key << " must be an integer from " << lo << " to " << hi
+                       << ", got \"" << v << "\"");
+    return value;
+  }
+
+  double number(const char* key, double fallback, double lo, double hi) {
+    const auto it = values_.find(key);
+    if (it == values_.end()) return fallback;
+    used_.push_back(key);
+    const std::string& v = it->second;
+    char* end = nullptr;
+    const double value = std::strtod(v.c_str(), &end);
+    QV_CHECK(end && *end == '\0' && std::isfinite(value) && value >= lo && value <= hi, InvalidArgument,
+             "spec \"" << spec_ << "\": option " << key << " must be a number from " << lo << " to " << hi
+                       << ", got \"" << v << "\"");
+    return value;
+  }
+
+  NormStorage norm() {
+    const auto it = values_.find("norm");
+    if (it == values_.end()) return NormStorage::Float32;
+    used_.push_back("norm");
+    QV_CHECK(it->second == "f32" || it->second == "u8", InvalidArgument,
+             "spec \"" << spec_ << "\": option norm must be f32 (4 bytes per vector) or u8 (1 byte), got \""
+                       << it->second << "\"");
+    return parse_norm_storage(it->second);
+  }
+
+  void finish(const char* codec, const char* known) const {
+    for (const auto& option : values_)
+      QV_CHECK(std::find(used_.begin(), used_.end(), option.first) != used_.end(), InvalidArgument,
+               "spec \"" << spec_ << "\": " << codec << " has no option \"" << option.first << "\""
+                         << (*known ? std::string("; it knows ") + known : std::string("; it takes none")));
+  }
+
+ private:
+  std::string spec_;
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> used_;
+};
+
+// NAME<a>x<b>… with exactly `min_numbers` … `max_numbers` numbers and no suffix; numbers past those written
+// get `fallback`. `form` names the expected shape for the message.
+std::vector<size_t> read_numbers(const std::string& spec, const SpecComponent& c, size_t min_numbers,
+                                 size_t max_numbers, size_t fallback, const char* form) {
+  if (c.numbers.size() < min_numbers || c.numbers.size() > max_numbers || !c.suffix.empty())
+    bad_component(spec, c, std::string("expected ") + form);
+  std::vector<size_t> out(c.numbers);
+  out.resize(max_numbers, fallback);
+  return out;
+}
+
+// Builds the codec written by parts[0 … count) (options included).
+std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vector<SpecComponent>& parts,
+                                       size_t count, size_t dim, const char* grammar = kCodecGrammar) {
+  QV_CHECK(count >= 1, InvalidArgument, "spec \"" << spec << "\": expected a codec: " << kCodecGrammar);
+  const SpecComponent& first = parts[0];
+  CodecOptions options(spec, parts, count);
+  const auto expect_count = [&](size_t want, const char* form) {
+    QV_CHECK(count == want, InvalidArgument,
+             "spec \"" << spec << "\": expected " << form << (count > want ? ", with nothing after it" : ""));
+  };
+  const auto second_is = [&](const char* name) { return count >= 2 && parts[1].name == name; };
+
+  if (first.name == "PQ") {
+    expect_count(1, "PQ<M>[x<b>] alone (an OPQ rotation is written before it: OPQ<M>,PQ<M>x<b>)");
+    const PqParams pq = read_pq(spec, first, false);
+    return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
+  }
+  if (first.name == "OPQ") {
+    const size_t m = read_numbers(spec, first, 1, 1, 0, "OPQ<M> followed by PQ<M>x<b>, e.g. OPQ16,PQ16x8")[0];
+    QV_CHECK(second_is("PQ"), InvalidArgument,
+             "spec \"" << spec << "\": OPQ" << m << " must be followed by PQ" << m << "x<b>, e.g. OPQ16,PQ16x8");
+    expect_count(2, "OPQ<M>,PQ<M>x<b>");
+    SpecComponent pq_part = parts[1];
+    pq_part.options.clear();  // options were gathered above
+    const PqParams pq = read_pq(spec, pq_part, false);
+    QV_CHECK(pq.m == m, InvalidArgument,
+             "spec \"" << spec << "\": OPQ" << m << " rotates for " << m << " sub-quantizers, so it must be followed by PQ"
+                       << m << "x<b>, got PQ" << pq.m);
+    const size_t iters = options.integer("iters", OPQQuantizer::kDefaultIterations, 1, 100);
+    options.finish("OPQ", "iters");
+    return std::make_unique<OPQQuantizer>(dim, pq.m, pq.nbits, iters);
+  }
+  if (first.name == "RQ" && count >= 2) {
+    // "RQ1x<b>,PQ<M>x<b>": the first RQ level, then PQ on the residual (no transforms).
+    const std::vector<size_t> n = read_numbers(spec, first, 2, 2, 0, "RQ1x<b> before PQ<M>x<b>");
+    QV_CHECK(n[0] == 1 && second_is("PQ"), InvalidArgument,
+             "spec \"" << spec << "\": an RQ level can only be followed by PQ as RQ1x<b>,PQ<M>x<b> (one first "
+                       "level, PQ on its residual); for more RQ stages write RQ<L>x<b>");
+    expect_count(2, "RQ1x<b>,PQ<M>x<b>");
+    SpecComponent pq_part = parts[1];
+    pq_part.options.clear();
+    const PqParams pq = read_pq(spec, pq_part, false);
+    TRQOptions o;
+    o.transforms = false;
+    o.beam = options.integer("beam", 1, 1, 256);
+    options.finish("RQ1x<b>,PQ<M>x<b>", "beam");
+    return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Product, pq.m, pq.nbits, o);
+  }
+  if (first.name == "RQ") {
+    const std::vector<size_t> n = read_numbers(spec, first, 1, 2, 8, "RQ<L>x<b>, e.g. RQ8x8");
+    RQOptions o;
+    o.beam = options.integer("beam", 1, 1, 256);
+    o.norm = options.norm();
+    o.refit_rounds = options.integer("refit", 0, 0, 20);
+    options.finish("RQ", "beam, norm, refit");
+    return std::make_unique<ResidualQuantizer>(dim, n[0], n[1], o);
+  }
+  if (first.name == "PRQ") {
+    expect_count(1, "PRQ<P>x<L>x<b>");
+    const std::vector<size_t> n = read_numbers(spec, first, 2, 3, 8, "PRQ<P>x<L>x<b>, e.g. PRQ2x4x8");
+    RQOptions o;
+    o.beam = options.integer("beam", 1, 1, 256);
+    o.norm = options.norm();
+    o.refit_rounds = options.integer("refit", 0, 0, 20);
+    options.finish("PRQ", "beam, norm, refit");
+    return std::make_unique<ProductResidualQuantizer>(dim, n[0], n[1], n[2], o);
+  }
+  if (first.name == "TRQ") {
+    const std::vector<size_t> n = read_numbers(spec, first, 1, 2, 8, "TRQ<L>x<b> or TRQ1x<b>,PQ<M>x<b>");
+    TRQOptions o;
+    o.beam = options.integer("beam", 1, 1, 256);
+    o.iterations = options.integer("iters", TransformedResidualQuantizer::kDefaultIterations, 1, 50);
+    o.pca_init = options.integer("pca", 0, 0, 1) == 1;
+    o.prior = options.number("reg", TransformedResidualQuantizer::kDefaultPrior, 0, 1e6);
+    o.norm = options.norm();
+    if (count == 1) {
+      QV_CHECK(n[0] >= 2, InvalidArgument,
+               "spec \"" << spec << "\": TRQ1x" << n[1] << " alone has no fine quantizer; write TRQ<L>x<b> with L >= 2 "
+                         "(first level + L−1 RQ stages) or TRQ1x<b>,PQ<M>x<b>");
+      options.finish("TRQ", "beam, iters, norm, pca, reg");
+      return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Residual, n[0] - 1, n[1], o);
+    }
+    QV_CHECK(n[0] == 1 && (second_is("PQ") || second_is("RQ")), InvalidArgument,
+             "spec \"" << spec << "\": a TRQ first level followed by a fine quantizer is written TRQ1x<b>,PQ<M>x<b> "
+                       "or TRQ1x<b>,RQ<L>x<b>");
+    expect_count(2, "TRQ1x<b>,PQ<M>x<b>");
+    SpecComponent fine = parts[1];
+    fine.options.clear();
+    if (fine.name == "PQ") {
+      const PqParams pq = read_pq(spec, fine, false);
+      options.finish("TRQ1x<b>,PQ<M>x<b>", "beam, iters, pca, reg");
+      return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Product, pq.m, pq.nbits, o);
+    }
+    const std::vector<size_t> f = read_numbers(spec, fine, 1, 2, 8, "RQ<L>x<b> after TRQ1x<b>");
+    options.finish("TRQ1x<b>,RQ<L>x<b>", "beam, iters, norm, pca, reg");
+    return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Residual, f[0], f[1], o);
+  }
+  QV_THROW(InvalidArgument, "spec \"" << spec << "\": unknown component \"" << first.text << "\"; expected "
+                                      << grammar);
+}
+
 std::unique_ptr<Quantizer> make_codec_unnamed(const std::string& spec, size_t dim) {
   const std::vector<SpecComponent> parts = parse_spec(spec);
-  QV_CHECK(parts.size() == 1 && parts[0].name == "PQ", InvalidArgument,
-           "spec \"" << spec << "\": expected a codec spec " << kCodecGrammar);
-  const PqParams pq = read_pq(spec, parts[0], false);
-  return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
+  QV_CHECK(parts.back().name != "Refine", InvalidArgument,
+           "spec \"" << spec << "\": Refine belongs to indexes (it keeps the float vectors); a codec spec is "
+                     << kCodecGrammar);
+  return build_codec(spec, parts, parts.size(), dim);
 }
 
 std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, Metric metric) {
@@ -175,8 +367,10 @@ std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, M
     --count;
   }
   if (parts[0].name == "IVF") return make_ivf(spec, parts, count, dim, metric, refine);
-  QV_CHECK(count == 1, InvalidArgument, "spec \"" << spec << "\": expected " << kIndexGrammar);
   const SpecComponent& main = parts[0];
+  if (main.name != "Flat" && main.name != "PQ")  // every other codec, exhaustive ADC over its codes
+    return std::make_unique<CodecIndex>(dim, metric, build_codec(spec, parts, count, dim, kIndexGrammar), refine);
+  QV_CHECK(count == 1, InvalidArgument, "spec \"" << spec << "\": expected " << kIndexGrammar);
   if (main.name == "Flat") {
     expect_plain(spec, main);
     QV_CHECK(!refine, InvalidArgument,
@@ -190,7 +384,7 @@ std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, M
                                         refine);
   }
   QV_THROW(InvalidArgument, "spec \"" << spec << "\": unknown component \"" << main.text << "\"; expected "
-                                      << kIndexGrammar);
+                                      << kIndexGrammar);  // not reached: PQ and Flat return above
 }
 
 // Constructors reject impossible parameters (M > dim, ...) without knowing the spec text: say which spec.

@@ -1,0 +1,530 @@
+#include "trq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "bitpack.h"
+#include "error.h"
+#include "linalg.h"
+#include "opq.h"
+#include "simd.h"
+#include "thread_pool.h"
+
+namespace quiver {
+
+namespace {
+
+// K1·d²·4 bytes of transforms is what a TRQ may need when every cluster earns one; refuse specs beyond this.
+constexpr size_t kMaxTransformBytes = size_t(4) << 30;
+
+// Orders the principal directions of one cluster (eigenvalues decreasing) into PQ sub-spaces so that every
+// sub-space gets a similar product of variances (Ge et al.'s eigenvalue allocation): each next direction goes
+// to the unfilled sub-space with the smallest Σ log λ so far. Returns, for each output row, the eigenvector
+// index placed there.
+std::vector<size_t> balanced_allocation(const ProductQuantizer& pq, const std::vector<double>& eigenvalues) {
+  const size_t d = eigenvalues.size(), m = pq.m();
+  std::vector<size_t> fill(m, 0), rows(d);
+  std::vector<double> log_sum(m, 0.0);
+  const double floor = std::max(eigenvalues[0], 1e-30) * 1e-12;
+  for (size_t j = 0; j < d; ++j) {
+    size_t best = m;
+    for (size_t s = 0; s < m; ++s)
+      if (fill[s] < pq.sub_dim(s) && (best == m || log_sum[s] < log_sum[best])) best = s;
+    rows[pq.sub_offset(best) + fill[best]++] = j;
+    log_sum[best] += std::log(std::max(eigenvalues[j], floor));
+  }
+  return rows;
+}
+
+}  // namespace
+
+std::string format_number(double value) {
+  // Shortest decimal that reads back to the same double ("2", "0.5", "0.1").
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
+  return buf;
+}
+
+struct TransformedResidualQuantizer::Scratch {
+  explicit Scratch(const TransformedResidualQuantizer& q)
+      : first_scores(q.k1_), order(q.k1_), candidates(q.options_.beam), tags(q.options_.beam),
+        ys(q.options_.beam * q.dim()), norms(q.options_.beam), residual(q.dim()) {
+    if (q.fine_rq_) search = std::make_unique<RQBeamSearch>(*q.fine_rq_);
+    if (q.fine_pq_) {
+      sub_scores.resize(q.fine_pq_->ksub());
+      pq_codes.resize(q.fine_pq_->m());
+    }
+  }
+  std::vector<float> first_scores;
+  std::vector<uint32_t> order, candidates, tags;
+  std::vector<float> ys, norms, residual, sub_scores;
+  std::vector<uint32_t> pq_codes;
+  std::unique_ptr<RQBeamSearch> search;
+};
+
+TransformedResidualQuantizer::TransformedResidualQuantizer(size_t dim, size_t first_bits, FineQuantizerKind fine,
+                                                           size_t fine_count, size_t fine_bits, TRQOptions options)
+    : Quantizer(dim), first_bits_(first_bits), k1_(0), fine_count_(fine_count), fine_bits_(fine_bits),
+      code_bytes_(0), options_(options), norm_(options.norm) {
+  QV_CHECK(dim >= 1, InvalidArgument, "TRQ needs dim >= 1");
+  QV_CHECK(first_bits >= 1 && first_bits <= 16, InvalidArgument,
+           "the first level needs 1 <= bits <= 16, got " << first_bits);
+  QV_CHECK(options.beam >= 1 && options.beam <= 256, InvalidArgument,
+           "TRQ beam width must be 1 … 256, got " << options.beam);
+  QV_CHECK(options.iterations >= 1 && options.iterations <= 50, InvalidArgument,
+           "TRQ iterations must be 1 … 50, got " << options.iterations);
+  QV_CHECK(options.prior >= 0 && options.prior <= 1e6, InvalidArgument,
+           "TRQ prior weight (reg) must be 0 … 1e6, got " << options.prior);
+  k1_ = size_t(1) << first_bits;
+  if (options.transforms) {
+    const double bytes = double(k1_) * double(dim) * double(dim) * sizeof(float);
+    QV_CHECK(bytes <= double(kMaxTransformBytes), InvalidArgument,
+             "TRQ with " << k1_ << " first-level clusters at dim " << dim << " may need "
+                         << uint64_t(bytes / (1 << 20)) << " MiB of transforms (K1·d²·4 bytes); the limit is "
+                         << (kMaxTransformBytes >> 20) << " MiB: use fewer first-level bits");
+  } else {
+    QV_CHECK(!options.pca_init, InvalidArgument, "pca=1 initialises transforms: it needs TRQ");
+  }
+  if (fine == FineQuantizerKind::Residual) {
+    QV_CHECK(options.transforms, InvalidArgument,
+             "a first RQ level followed by more RQ stages without transforms is plain RQ: write RQ<L>x<b>");
+    RQOptions fine_options;
+    fine_options.beam = options.beam;
+    fine_rq_ = std::make_unique<ResidualQuantizer>(dim, fine_count, fine_bits, fine_options);
+  } else {
+    QV_CHECK(options.norm == NormStorage::Float32, InvalidArgument,
+             "norm=u8 applies to RQ fine quantizers; a PQ fine quantizer stores no norm");
+    fine_pq_ = std::make_unique<ProductQuantizer>(dim, fine_count, fine_bits);
+  }
+  code_bytes_ = (first_bits + fine_count * fine_bits + 7) / 8;
+}
+
+std::string TransformedResidualQuantizer::spec() const {
+  const std::string b1 = std::to_string(first_bits_), fb = std::to_string(fine_bits_), fc = std::to_string(fine_count_);
+  std::string s;
+  if (fine_rq_)
+    s = first_bits_ == fine_bits_ ? "TRQ" + std::to_string(fine_count_ + 1) + "x" + fb
+                                  : "TRQ1x" + b1 + ",RQ" + fc + "x" + fb;
+  else
+    s = std::string(options_.transforms ? "TRQ1x" : "RQ1x") + b1 + ",PQ" + fc + "x" + fb;
+  if (options_.beam != 1) s += ",beam=" + std::to_string(options_.beam);
+  if (options_.iterations != kDefaultIterations) s += ",iters=" + std::to_string(options_.iterations);
+  if (norm_.storage() != NormStorage::Float32) s += std::string(",norm=") + norm_.name();
+  if (options_.pca_init) s += ",pca=1";
+  if (options_.prior != kDefaultPrior) s += ",reg=" + format_number(options_.prior);
+  return s;
+}
+
+// ----------------------------------------------------------------------------------------------- encoding
+
+void TransformedResidualQuantizer::encode_one(const float* x, Scratch& s, uint32_t* cluster, uint32_t* fine_codes,
+                                              float* y_hat, float* sq_error) const {
+  const size_t d = dim();
+  const Kernels& kern = kernels();
+  // First-level candidates: the `beam` nearest centroids (ties to the lower id).
+  first_table_->scores(x, s.first_scores.data());
+  const size_t count = std::min(options_.beam, k1_);
+  if (count == 1) {
+    size_t best = 0;
+    for (size_t k = 1; k < k1_; ++k)
+      if (s.first_scores[k] < s.first_scores[best]) best = k;
+    s.candidates[0] = uint32_t(best);
+  } else {
+    std::iota(s.order.begin(), s.order.end(), 0u);
+    std::partial_sort(s.order.begin(), s.order.begin() + count, s.order.end(), [&](uint32_t a, uint32_t b) {
+      return s.first_scores[a] < s.first_scores[b] || (s.first_scores[a] == s.first_scores[b] && a < b);
+    });
+    std::copy(s.order.begin(), s.order.begin() + count, s.candidates.begin());
+  }
+  // y_b = R_k (x − c_k) for every candidate; ‖y_b‖² is the error before the fine quantizer.
+  for (size_t b = 0; b < count; ++b) {
+    const uint32_t k = s.candidates[b];
+    const float* c = first_centroid(k);
+    float* y = &s.ys[b * d];
+    const float* rot = transform(k);
+    if (rot) {
+      for (size_t t = 0; t < d; ++t) s.residual[t] = x[t] - c[t];
+      matvec(d, d, rot, s.residual.data(), y);
+    } else {
+      for (size_t t = 0; t < d; ++t) y[t] = x[t] - c[t];
+    }
+    s.norms[b] = kern.dot(y, y, d);
+    s.tags[b] = uint32_t(b);
+  }
+  if (fine_rq_) {
+    // One joint beam over the fine stages, seeded with every candidate (each in its own rotated frame: the
+    // errors are comparable because the transforms are orthogonal).
+    s.search->reset(count, s.ys.data(), s.norms.data(), s.tags.data());
+    s.search->run(0, fine_count_, options_.beam);
+    const size_t b = s.search->tag(0);
+    *cluster = s.candidates[b];
+    std::memcpy(fine_codes, s.search->path(0), fine_count_ * sizeof(uint32_t));
+    const float* r = s.search->residual(0);
+    *sq_error = kern.dot(r, r, d);
+    if (y_hat)
+      for (size_t t = 0; t < d; ++t) y_hat[t] = s.ys[b * d + t] - r[t];
+    return;
+  }
+  // PQ fine quantizer: encode each candidate, keep the smallest error ‖y‖² + Σ_m (‖c‖² − 2⟨y_m, c⟩).
+  const ProductQuantizer& pq = *fine_pq_;
+  float best_error = std::numeric_limits<float>::infinity();
+  size_t best = 0;
+  for (size_t b = 0; b < count; ++b) {
+    const float* y = &s.ys[b * d];
+    float error = s.norms[b];
+    for (size_t m = 0; m < pq.m(); ++m) {
+      const size_t j = fine_pq_tables_[m].nearest(y + pq.sub_offset(m), s.sub_scores.data());
+      s.pq_codes[m] = uint32_t(j);
+      error += s.sub_scores[j];
+    }
+    if (error < best_error) {
+      best_error = error;
+      best = b;
+      std::copy(s.pq_codes.begin(), s.pq_codes.end(), fine_codes);
+    }
+  }
+  *cluster = s.candidates[best];
+  *sq_error = std::max(0.0f, best_error);
+  if (y_hat) reconstruct_fine(fine_codes, y_hat);
+}
+
+void TransformedResidualQuantizer::reconstruct_fine(const uint32_t* fine_codes, float* y_hat) const {
+  if (fine_rq_) {
+    fine_rq_->reconstruct(fine_codes, y_hat);
+    return;
+  }
+  const ProductQuantizer& pq = *fine_pq_;
+  for (size_t m = 0; m < pq.m(); ++m) {
+    const size_t ds = pq.sub_dim(m);
+    std::memcpy(y_hat + pq.sub_offset(m), pq.centroids(m) + size_t(fine_codes[m]) * ds, ds * sizeof(float));
+  }
+}
+
+void TransformedResidualQuantizer::unpack(const uint8_t* code, uint32_t* cluster, uint32_t* fine_codes) const {
+  BitReader reader(code);
+  *cluster = reader.get(unsigned(first_bits_));
+  for (size_t c = 0; c < fine_count_; ++c) fine_codes[c] = reader.get(unsigned(fine_bits_));
+}
+
+void TransformedResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {
+  require_trained("encode");
+  const size_t d = dim(), cs = code_size();
+  const Kernels& kern = kernels();
+  default_pool().parallel_for(
+      n, 64,
+      [&](size_t begin, size_t end) {
+        Scratch s(*this);
+        std::vector<uint32_t> fine_codes(fine_count_);
+        std::vector<float> y_hat(d);
+        for (size_t i = begin; i < end; ++i) {
+          uint32_t cluster;
+          float error;
+          encode_one(x + i * d, s, &cluster, fine_codes.data(), fine_rq_ ? y_hat.data() : nullptr, &error);
+          uint8_t* code = codes + i * cs;
+          BitWriter writer(code);
+          writer.put(cluster, unsigned(first_bits_));
+          for (size_t c = 0; c < fine_count_; ++c) writer.put(fine_codes[c], unsigned(fine_bits_));
+          writer.flush();
+          if (fine_rq_) norm_.write(kern.dot(y_hat.data(), y_hat.data(), d), code + code_bytes_);
+        }
+      },
+      effective_threads(threads));
+}
+
+void TransformedResidualQuantizer::decode(size_t n, const uint8_t* codes, float* x, int threads) const {
+  require_trained("decode");
+  const size_t d = dim(), cs = code_size();
+  default_pool().parallel_for(
+      n, 256,
+      [&](size_t begin, size_t end) {
+        std::vector<uint32_t> fine_codes(fine_count_);
+        std::vector<float> y_hat(d), back(d);
+        for (size_t i = begin; i < end; ++i) {
+          uint32_t cluster;
+          unpack(codes + i * cs, &cluster, fine_codes.data());
+          reconstruct_fine(fine_codes.data(), y_hat.data());
+          // x̂ = c_k + R_kᵀ ŷ.
+          const float* rot = transform(cluster);
+          if (rot) matvec_transposed(d, d, rot, y_hat.data(), back.data());
+          const float* src = rot ? back.data() : y_hat.data();
+          const float* c = first_centroid(cluster);
+          float* out = x + i * d;
+          for (size_t t = 0; t < d; ++t) out[t] = c[t] + src[t];
+        }
+      },
+      effective_threads(threads));
+}
+
+// ----------------------------------------------------------------------------------------------- training
+
+void TransformedResidualQuantizer::build_fine_tables() {
+  fine_pq_tables_.clear();
+  if (!fine_pq_) return;
+  for (size_t m = 0; m < fine_pq_->m(); ++m)
+    fine_pq_tables_.emplace_back(fine_pq_->ksub(), fine_pq_->sub_dim(m), fine_pq_->centroids(m));
+}
+
+void TransformedResidualQuantizer::train_fine(size_t n, const float* y, const TrainContext& ctx, bool warm) {
+  if (fine_rq_) {
+    if (warm)
+      fine_rq_->train_stages(n, y, ctx, true, nullptr);
+    else
+      fine_rq_->train(n, y, ctx);
+  } else {
+    if (warm)
+      retrain_product_quantizer(*fine_pq_, n, y, ctx, "pq");
+    else
+      fine_pq_->train(n, y, ctx);
+    build_fine_tables();
+  }
+}
+
+void TransformedResidualQuantizer::transform_residuals(size_t n, const float* x, const int32_t* labels, float* y,
+                                                       int threads) const {
+  const size_t d = dim();
+  default_pool().parallel_for(
+      n, 256,
+      [&](size_t begin, size_t end) {
+        std::vector<float> r(d);
+        for (size_t i = begin; i < end; ++i) {
+          const float* c = first_centroid(size_t(labels[i]));
+          const float* rot = transform(size_t(labels[i]));
+          float* out = rot ? r.data() : y + i * d;
+          for (size_t t = 0; t < d; ++t) out[t] = x[i * d + t] - c[t];
+          if (rot) matvec(d, d, rot, r.data(), y + i * d);
+        }
+      },
+      effective_threads(threads));
+}
+
+void TransformedResidualQuantizer::encode_training(size_t n, const float* x, int32_t* labels, float* y_hat,
+                                                   float* sq_errors, int threads) const {
+  const size_t d = dim();
+  default_pool().parallel_for(
+      n, 64,
+      [&](size_t begin, size_t end) {
+        Scratch s(*this);
+        std::vector<uint32_t> fine_codes(fine_count_);
+        for (size_t i = begin; i < end; ++i) {
+          uint32_t cluster;
+          encode_one(x + i * d, s, &cluster, fine_codes.data(), y_hat + i * d, &sq_errors[i]);
+          labels[i] = int32_t(cluster);
+        }
+      },
+      effective_threads(threads));
+}
+
+void TransformedResidualQuantizer::update_transforms(size_t n, const float* x, const int32_t* labels,
+                                                     const float* y_hat, bool pca_only, int threads) {
+  const size_t d = dim();
+  // Members of each cluster, in row order (counting sort).
+  std::vector<size_t> start(k1_ + 1, 0), order(n);
+  for (size_t i = 0; i < n; ++i) ++start[size_t(labels[i]) + 1];
+  for (size_t k = 0; k < k1_; ++k) start[k + 1] += start[k];
+  std::vector<size_t> fill(start.begin(), start.end() - 1);
+  for (size_t i = 0; i < n; ++i) order[fill[size_t(labels[i])]++] = i;
+  // Which clusters get (or keep refining) a transform: with the prior, any cluster of kMinTransformPoints
+  // members (the prior holds the directions its members do not span); without it, d members, below which the
+  // rotation would be fitted to those few points rather than to the cluster. PCA needs d members too (with
+  // fewer, the trailing components are arbitrary). New slots start as the identity.
+  const size_t min_points = (pca_only || options_.prior <= 0) ? std::max<size_t>(d, 2) : kMinTransformPoints;
+  std::vector<size_t> eligible;
+  for (size_t k = 0; k < k1_; ++k) {
+    if (start[k + 1] - start[k] < min_points) continue;
+    eligible.push_back(k);
+    if (slots_[k] < 0) {
+      slots_[k] = int32_t(transform_count());
+      const std::vector<float> eye = identity_matrix(d);
+      transforms_.insert(transforms_.end(), eye.begin(), eye.end());
+      initial_.insert(initial_.end(), eye.begin(), eye.end());
+    }
+  }
+  default_pool().parallel_for(
+      eligible.size(), 1,
+      [&](size_t begin, size_t end) {
+        std::vector<float> r, targets;
+        std::vector<double> corr(d * d);
+        for (size_t e = begin; e < end; ++e) {
+          const size_t k = eligible[e], count = start[k + 1] - start[k];
+          const float* c = first_centroid(k);
+          r.resize(count * d);
+          for (size_t t = 0; t < count; ++t) {
+            const size_t i = order[start[k] + t];
+            for (size_t j = 0; j < d; ++j) r[t * d + j] = x[i * d + j] - c[j];
+          }
+          float* rot = transforms_.data() + size_t(slots_[k]) * d * d;
+          if (pca_only) {
+            // Principal axes of the cluster's residuals, largest variance first (for PQ: spread over the
+            // sub-spaces by balanced eigenvalue allocation).
+            const PcaResult p = pca(count, d, r.data(), 1);
+            std::vector<size_t> rows(d);
+            if (fine_pq_)
+              rows = balanced_allocation(*fine_pq_, p.eigenvalues);
+            else
+              std::iota(rows.begin(), rows.end(), size_t(0));
+            for (size_t row = 0; row < d; ++row)
+              std::memcpy(rot + row * d, &p.components[rows[row] * d], d * sizeof(float));
+            std::memcpy(initial_.data() + size_t(slots_[k]) * d * d, rot, d * d * sizeof(float));
+            continue;
+          }
+          targets.resize(count * d);
+          for (size_t t = 0; t < count; ++t)
+            std::memcpy(&targets[t * d], y_hat + order[start[k] + t] * d, d * sizeof(float));
+          // R_k = argmin Σ‖R r − ŷ‖²: Procrustes on A_k = Σ r ŷᵀ.
+          matmul_at_b(count, d, d, r.data(), targets.data(), corr.data(), 1);
+          if (options_.prior > 0) {
+            // Σ‖R r − ŷ‖² + λ‖R − R⁰‖² with λ = prior · (mean ‖r‖² of the cluster): for orthogonal R this is
+            // maximising tr(R (A + λ R⁰ᵀ)), i.e. Procrustes on A + λ R⁰ᵀ.
+            double energy = 0;
+            for (size_t t = 0; t < count * d; ++t) energy += double(r[t]) * r[t];
+            const double lambda = options_.prior * energy / double(count);
+            const float* r0 = initial_.data() + size_t(slots_[k]) * d * d;
+            for (size_t i = 0; i < d; ++i)
+              for (size_t j = 0; j < d; ++j) corr[i * d + j] += lambda * double(r0[j * d + i]);
+          }
+          procrustes_rotation(d, corr.data(), rot);
+        }
+      },
+      effective_threads(threads));
+}
+
+void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainContext& ctx) {
+  const size_t d = dim(), kf = size_t(1) << fine_bits_;
+  const size_t needed = std::max(k1_, kf);
+  QV_CHECK(n >= needed, InvalidArgument,
+           spec() << " needs at least " << needed << " training vectors (2^bits per codebook), got " << n);
+  const std::vector<float> sample = subsample_rows(n, d, x, needed * ctx.max_points_per_centroid, ctx.seed + 23);
+  if (!sample.empty()) {
+    x = sample.data();
+    n = sample.size() / d;
+  }
+  trained_ = false;
+
+  TrainContext first_ctx = ctx;
+  first_ctx.seed = ctx.seed + 1;
+  KMeansResult km = kmeans(n, d, x, k1_, first_ctx, "trq-coarse");
+  first_ = std::move(km.centroids);
+  first_table_ = std::make_unique<CentroidTable>(k1_, d, first_.data());
+  slots_.assign(k1_, -1);
+  transforms_.clear();
+  initial_.clear();
+  std::vector<int32_t> labels(n);
+  assign_nearest(n, d, x, k1_, first_.data(), labels.data(), nullptr, ctx.threads);
+  if (options_.transforms && options_.pca_init) update_transforms(n, x, labels.data(), nullptr, true, ctx.threads);
+
+  std::vector<float> y(n * d), y_hat(n * d), errors(n);
+  const size_t rounds = options_.transforms ? options_.iterations : 0;
+  TrainContext fine_ctx = ctx;
+  fine_ctx.seed = ctx.seed + 2;
+  // After the first round the fine codebooks only follow a small move of the data: a few warm Lloyd passes.
+  TrainContext warm_ctx = fine_ctx;
+  warm_ctx.iterations = std::max(2, ctx.iterations / 3);
+  for (size_t it = 0;; ++it) {
+    transform_residuals(n, x, labels.data(), y.data(), ctx.threads);
+    train_fine(n, y.data(), it == 0 ? fine_ctx : warm_ctx, it > 0);
+    encode_training(n, x, labels.data(), y_hat.data(), errors.data(), ctx.threads);
+    double total = 0;
+    for (float e : errors) total += e;
+    ctx.report(Progress{"trq", int(it), int(rounds) + 1, int(it) + 1, int(rounds) + 1, total / double(n)});
+    if (it == rounds) break;
+    update_transforms(n, x, labels.data(), y_hat.data(), false, ctx.threads);
+  }
+  if (fine_rq_) {
+    const Kernels& kern = kernels();
+    float lo = std::numeric_limits<float>::infinity(), hi = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float v = kern.dot(&y_hat[i * d], &y_hat[i * d], d);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    norm_.set_range(lo, std::max(lo, hi));
+  }
+  trained_ = true;
+}
+
+// -------------------------------------------------------------------------------------------------- ADC
+
+namespace {
+
+class TRQDistanceTable : public DistanceTable {
+ public:
+  TRQDistanceTable(const TransformedResidualQuantizer& q, const float* query, Metric metric)
+      : q_(q), l2_(metric == Metric::L2), query_(query, query + q.dim()), luts_(q.first_count()),
+        bases_(q.first_count(), 0.0f) {
+    if (q.fine_rq())
+      lut_size_ = q.fine_rq()->stages() * q.fine_rq()->ksub();
+    else
+      lut_size_ = q.fine_pq()->m() * q.fine_pq()->ksub();
+  }
+
+  void scan(const uint8_t* codes, size_t n, float* out) const override {
+    const size_t cs = q_.code_size(), cb = q_.packed_code_bytes();
+    const unsigned b1 = unsigned(q_.first_bits()), fb = unsigned(q_.fine_bits());
+    const size_t count = q_.fine_count(), ksub = size_t(1) << fb;
+    const bool add_norm = l2_ && q_.fine_rq();
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* code = codes + i * cs;
+      BitReader reader(code);
+      const size_t k = reader.get(b1);
+      if (luts_[k].empty()) prepare(k);
+      const float* lut = luts_[k].data();
+      float sum = bases_[k];
+      for (size_t c = 0; c < count; ++c) sum += lut[c * ksub + reader.get(fb)];
+      if (add_norm) sum += q_.norm_codec().read(code + cb);
+      out[i] = sum;
+    }
+  }
+
+ private:
+  // Cluster k's table. L2: q_k = R_k (q − c_k); the fine LUT scores ‖q_k − ŷ‖² (PQ directly; RQ as
+  // ‖q_k‖² − 2Σ⟨q_k, c⟩ + ‖ŷ‖²). Inner product: −⟨q, x̂⟩ = −⟨q, c_k⟩ − ⟨R_k q, ŷ⟩.
+  void prepare(size_t k) const {
+    const size_t d = q_.dim();
+    const Kernels& kern = kernels();
+    std::vector<float> v(d), w(d);
+    const float* c = q_.first_centroid(k);
+    for (size_t t = 0; t < d; ++t) v[t] = l2_ ? query_[t] - c[t] : query_[t];
+    const float* rot = q_.transform(k);
+    if (rot)
+      matvec(d, d, rot, v.data(), w.data());
+    else
+      w = v;
+    std::vector<float>& lut = luts_[k];
+    lut.resize(lut_size_);
+    if (q_.fine_rq()) {
+      q_.fine_rq()->inner_product_tables(w.data(), lut.data());
+      const float factor = l2_ ? -2.0f : -1.0f;
+      for (float& e : lut) e *= factor;
+      bases_[k] = l2_ ? kern.dot(w.data(), w.data(), d) : -kern.dot(query_.data(), c, d);
+    } else {
+      q_.fine_pq()->compute_lut(w.data(), l2_ ? Metric::L2 : Metric::InnerProduct, lut.data());
+      bases_[k] = l2_ ? 0.0f : -kern.dot(query_.data(), c, d);
+    }
+  }
+
+  const TransformedResidualQuantizer& q_;
+  bool l2_;
+  std::vector<float> query_;
+  size_t lut_size_ = 0;
+  // Filled lazily by the const scan(): the table object belongs to one query on one thread.
+  mutable std::vector<std::vector<float>> luts_;
+  mutable std::vector<float> bases_;
+};
+
+}  // namespace
+
+std::unique_ptr<DistanceTable> TransformedResidualQuantizer::distance_table(const float* query, Metric metric) const {
+  require_trained("search");
+  QV_CHECK(metric != Metric::Cosine, Internal, "cosine must be resolved to inner product before ADC");
+  return std::make_unique<TRQDistanceTable>(*this, query, metric);
+}
+
+}  // namespace quiver

@@ -1,0 +1,128 @@
+// Transformed residual quantization (TRQ, Yuan & Liu 2015) and the first-level + fine-quantizer hybrids.
+//
+// Model: a first-level codebook C1 of K1 = 2^first_bits centroids (the first RQ stage, also the coarse
+// quantizer of an IVF index) and, per first-level cluster k, a learnt orthogonal d × d transform R_k. A vector
+// x in cluster k has the residual r = x − c_k, which is rotated, y = R_k r, and encoded by one fine quantizer
+// shared by all clusters: RQ (L stages, beam search) or PQ (M sub-quantizers). Reconstruction:
+// x̂ = c_k + R_kᵀ ŷ. The rotations align the residual distributions of the clusters so that one fine
+// codebook fits all of them; since they are orthogonal, ‖x − x̂‖ = ‖y − ŷ‖.
+//
+// Training minimises Σ‖R_k r − ŷ‖² by alternation: k-means for C1; R_k = I (or per-cluster PCA, pca=1);
+// then `iters` rounds of { train (first round) or refresh (warm Lloyd passes) the fine quantizer on the
+// transformed residuals; encode the training set; per cluster, orthogonal Procrustes on A_k = Σ r ŷᵀ gives
+// the R_k with R_k r ≈ ŷ }, and a last refresh of the fine quantizer for the final transforms. A cluster
+// needs at least d training vectors to get a transform (with fewer, the rotation would fit those few points
+// rather than the cluster's distribution); the others keep the identity, stored as no matrix at all.
+// With transforms disabled the same class is the plain hybrid "RQ1x<b>,PQ<M>x<b>" (C1, then PQ on x − c_k).
+//
+// Encoding: the `beam` nearest first-level centroids are tried, each with its own transform; for an RQ fine
+// quantizer they seed one joint beam search over the fine stages, for PQ the candidate with the smallest
+// fine error wins. beam = 1 is the greedy encoder.
+//
+// Code layout (code_size() bytes): first-level id (first_bits bits) then the fine codes (L or M values of
+// fine_bits bits), bit-packed LSB first (bitpack.h) in ⌈(first_bits + count·fine_bits)/8⌉ bytes; for an RQ
+// fine quantizer then ‖ŷ‖² as float32 (4 bytes) or u8 (1 byte; see rq.h). ‖ŷ‖² rather than ‖x̂‖²: L2 ADC
+// computes q_k = R_k(q − c_k) per cluster anyway and scores ‖q_k‖² − 2⟨q_k, ŷ⟩ + ‖ŷ‖², and the residual
+// norms span a much smaller range, which matters for the u8 form.
+// Transform layout: K1 slots, transform_slot(k) = −1 (identity) or the index of a d × d row-major float
+// matrix (y = R r) in transforms().
+// ADC: per query, each first-level cluster's look-up table is built the first time a code of that cluster is
+// scanned (q_k and the fine LUT), then cached in the table object; a DistanceTable is used from one thread.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "kmeans.h"
+#include "pq.h"
+#include "quantizer.h"
+#include "rq.h"
+
+namespace quiver {
+
+enum class FineQuantizerKind { Residual, Product };
+
+// Shortest decimal form of a double that parses back to it (canonical spec strings).
+std::string format_number(double value);
+
+struct TRQOptions {
+  size_t beam = 1;          // first-level candidates per vector, and the beam width of an RQ fine (1 … 256)
+  bool transforms = true;   // false: identity transforms (the plain "RQ1x<b>,PQ<M>x<b>" hybrid)
+  bool pca_init = false;    // start the transforms from per-cluster PCA instead of the identity
+  size_t iterations = 4;    // alternations (fine refresh, encode, Procrustes): 1 … 50
+  double prior = 2.0;       // weight of the pull towards the initial transform (0 = plain Procrustes), see above
+  NormStorage norm = NormStorage::Float32;  // ‖ŷ‖² storage, RQ fine quantizer only
+};
+
+class TransformedResidualQuantizer : public Quantizer {
+ public:
+  static constexpr size_t kDefaultIterations = 4;
+  static constexpr double kDefaultPrior = 2.0;
+  // Members a cluster needs for a transform when the prior is on (without it: d).
+  static constexpr size_t kMinTransformPoints = 16;
+
+  // fine_count: RQ stages or PQ sub-quantizers; fine_bits: their bits per code.
+  TransformedResidualQuantizer(size_t dim, size_t first_bits, FineQuantizerKind fine, size_t fine_count,
+                               size_t fine_bits, TRQOptions options = {});
+
+  // "TRQ<1+L>x<b>" (RQ fine with first_bits = b), "TRQ1x<b1>,RQ<L>x<b>", "TRQ1x<b1>,PQ<M>x<b>" or, without
+  // transforms, "RQ1x<b1>,PQ<M>x<b>"; then ",beam=B", ",iters=N", ",norm=u8", ",pca=1" when not default.
+  std::string spec() const override;
+  size_t code_size() const override { return code_bytes_ + (fine_rq_ ? norm_.bytes() : 0); }
+  bool is_trained() const override { return trained_; }
+  void train(size_t n, const float* x, const TrainContext& ctx) override;
+  void encode(size_t n, const float* x, uint8_t* codes, int threads) const override;
+  void decode(size_t n, const uint8_t* codes, float* x, int threads) const override;
+  std::unique_ptr<DistanceTable> distance_table(const float* query, Metric metric) const override;
+
+  size_t first_bits() const { return first_bits_; }
+  size_t first_count() const { return k1_; }  // K1
+  const float* first_centroid(size_t k) const { return first_.data() + k * dim(); }
+  const TRQOptions& options() const { return options_; }
+  FineQuantizerKind fine_kind() const { return fine_rq_ ? FineQuantizerKind::Residual : FineQuantizerKind::Product; }
+  size_t fine_count() const { return fine_count_; }
+  size_t fine_bits() const { return fine_bits_; }
+  const ResidualQuantizer* fine_rq() const { return fine_rq_.get(); }
+  const ProductQuantizer* fine_pq() const { return fine_pq_.get(); }
+  const NormCodec& norm_codec() const { return norm_; }
+  size_t packed_code_bytes() const { return code_bytes_; }  // id + fine codes, without the norm
+  // R_k (d × d, y = R_k r), or null for the identity.
+  const float* transform(size_t k) const {
+    return slots_[k] < 0 ? nullptr : transforms_.data() + size_t(slots_[k]) * dim() * dim();
+  }
+  size_t transform_count() const { return transforms_.size() / (dim() * dim()); }
+
+  // One code's first-level id and fine codes (fine_count values).
+  void unpack(const uint8_t* code, uint32_t* cluster, uint32_t* fine_codes) const;
+  // ŷ from fine codes (dim floats, in the transformed space of its cluster).
+  void reconstruct_fine(const uint32_t* fine_codes, float* y_hat) const;
+
+ private:
+  struct Scratch;
+  // Encodes one vector: first-level id, fine codes (fine_count values), ŷ (dim floats) and ‖y − ŷ‖².
+  void encode_one(const float* x, Scratch& s, uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
+                  float* sq_error) const;
+  // Training helpers (n rows of x; labels: first-level id per row).
+  void transform_residuals(size_t n, const float* x, const int32_t* labels, float* y, int threads) const;
+  void encode_training(size_t n, const float* x, int32_t* labels, float* y_hat, float* sq_errors,
+                       int threads) const;
+  void update_transforms(size_t n, const float* x, const int32_t* labels, const float* y_hat,
+                         bool pca_only, int threads);
+  void train_fine(size_t n, const float* y, const TrainContext& ctx, bool warm);
+  void build_fine_tables();
+
+  size_t first_bits_, k1_, fine_count_, fine_bits_, code_bytes_;
+  TRQOptions options_;
+  NormCodec norm_;
+  std::vector<float> first_;                      // K1 × dim
+  std::unique_ptr<CentroidTable> first_table_;
+  std::vector<int32_t> slots_;                    // K1: transform slot or −1
+  std::vector<float> transforms_;                 // slots × dim × dim
+  std::vector<float> initial_;                    // slots × dim × dim: R⁰ of each slot (training only)
+  std::unique_ptr<ResidualQuantizer> fine_rq_;
+  std::unique_ptr<ProductQuantizer> fine_pq_;
+  std::vector<CentroidTable> fine_pq_tables_;     // one per PQ sub-space (encoding)
+  bool trained_ = false;
+};
+
+}  // namespace quiver

@@ -1,0 +1,297 @@
+// OPQ, TRQ and the first-level + PQ hybrids: round trips, ADC, learnt rotations, spec grammar.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "check.h"
+#include "error.h"
+#include "index.h"
+#include "linalg.h"
+#include "opq.h"
+#include "pq.h"
+#include "spec.h"
+#include "test_codecs.h"
+#include "test_util.h"
+#include "trq.h"
+
+using namespace quiver;
+
+namespace {
+
+// `clusters` centres; each cluster's points spread along its own random rotation of one anisotropic profile
+// (standard deviations 8, 4, 2, 1, 0.5, …). A shared fine codebook fits all clusters only once their residuals
+// are rotated back to a common frame: the case TRQ is made for. rotations: clusters × d × d.
+std::vector<float> rotated_clusters(size_t n, size_t d, size_t clusters, uint64_t seed,
+                                    std::vector<float>* rotations = nullptr) {
+  std::vector<float> centres;
+  std::vector<float> x = qvtest::blobs(n, d, clusters, seed, &centres);
+  std::vector<float> rots(clusters * d * d);
+  for (size_t c = 0; c < clusters; ++c) random_orthogonal(d, seed * 100 + c, &rots[c * d * d]);
+  const auto z = qvtest::random_floats(n * d, seed + 1);
+  std::vector<float> local(d);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t c = i % clusters;
+    for (size_t j = 0; j < d; ++j) local[j] = z[i * d + j] * 8.0f / float(1u << std::min<size_t>(j, 8));
+    // residual = Rotᵀ local: the profile's axes are the rows of the cluster's rotation.
+    for (size_t j = 0; j < d; ++j) {
+      float v = 0;
+      for (size_t t = 0; t < d; ++t) v += rots[c * d * d + t * d + j] * local[t];
+      x[i * d + j] = centres[c * d + j] + v;
+    }
+  }
+  if (rotations) *rotations = rots;
+  return x;
+}
+
+TrainContext quick_context(uint64_t seed = 3) {
+  TrainContext ctx;
+  ctx.seed = seed;
+  ctx.iterations = 8;
+  return ctx;
+}
+
+double codec_mse(const Quantizer& q, size_t n, const std::vector<float>& x) {
+  std::vector<uint8_t> codes;
+  return qvtest::mean_squared_error(x, qvtest::round_trip(q, n, x.data(), &codes), n);
+}
+
+}  // namespace
+
+TEST_CASE("opq: learnt rotation is orthogonal and beats PQ on correlated data; ADC matches decode") {
+  const size_t d = 16, n = 3000;
+  std::vector<float> rot;
+  const auto x = rotated_clusters(n, d, 1, 5, &rot);  // one anisotropic cloud in a random orientation
+  const auto q = qvtest::random_floats(d, 6);
+  TrainContext ctx = quick_context();
+  int reports = 0;
+  double first = 0, last = 0;
+  ctx.progress = [&](const Progress& p) {
+    if (p.phase != "opq") return;
+    if (reports++ == 0) first = p.error;
+    last = p.error;
+  };
+  OPQQuantizer opq(d, 4, 6, 6);
+  CHECK(opq.spec() == "OPQ4,PQ4x6,iters=6");
+  opq.train(n, x.data(), ctx);
+  CHECK(reports == 6 && last < first);
+  CHECK(orthogonality_error(d, opq.rotation().data()) < 1e-4);
+  ProductQuantizer pq(d, 4, 6);
+  pq.train(n, x.data(), quick_context());
+  const double e_pq = codec_mse(pq, n, x), e_opq = codec_mse(opq, n, x);
+  CHECK_MSG(e_opq < 0.8 * e_pq, "OPQ " << e_opq << " vs PQ " << e_pq);
+  std::vector<uint8_t> codes;
+  const auto decoded = qvtest::round_trip(opq, n, x.data(), &codes);
+  qvtest::check_adc_matches_decoded(opq, n, codes, decoded, q.data(), 1e-5);
+}
+
+TEST_CASE("trq: per-cluster rotations align anisotropic clusters; TRQ beats the untransformed hybrid") {
+  const size_t d = 16, n = 4096, clusters = 4;
+  const auto x = rotated_clusters(n, d, clusters, 9);
+  const auto q = qvtest::random_floats(d, 10);
+  TRQOptions with;
+  with.iterations = 3;
+  TransformedResidualQuantizer trq(d, 2, FineQuantizerKind::Product, 4, 6, with);
+  CHECK(trq.spec() == "TRQ1x2,PQ4x6,iters=3");
+  CHECK(trq.code_size() == 4);  // 2 + 4·6 = 26 bits
+  TrainContext ctx = quick_context();
+  std::vector<double> errors;
+  ctx.progress = [&](const Progress& p) {
+    if (p.phase == "trq") errors.push_back(p.error);
+  };
+  trq.train(n, x.data(), ctx);
+  REQUIRE(errors.size() == 4);  // 3 alternations + the final refresh
+  CHECK_MSG(errors.back() < errors.front(), errors.front() << " -> " << errors.back());
+  CHECK(trq.transform_count() == clusters);
+  for (size_t k = 0; k < clusters; ++k) {
+    REQUIRE(trq.transform(k) != nullptr);
+    CHECK(orthogonality_error(d, trq.transform(k)) < 1e-4);
+  }
+  TRQOptions without;
+  without.transforms = false;
+  TransformedResidualQuantizer hybrid(d, 2, FineQuantizerKind::Product, 4, 6, without);
+  CHECK(hybrid.spec() == "RQ1x2,PQ4x6");
+  hybrid.train(n, x.data(), quick_context());
+  CHECK(hybrid.transform_count() == 0);
+  const double e_trq = codec_mse(trq, n, x), e_hybrid = codec_mse(hybrid, n, x);
+  CHECK_MSG(e_trq < 0.7 * e_hybrid, "TRQ " << e_trq << " vs untransformed " << e_hybrid);
+  for (const Quantizer* codec : {static_cast<const Quantizer*>(&trq), static_cast<const Quantizer*>(&hybrid)}) {
+    std::vector<uint8_t> codes;
+    const auto decoded = qvtest::round_trip(*codec, n, x.data(), &codes);
+    qvtest::check_adc_matches_decoded(*codec, n, codes, decoded, q.data(), 1e-5);
+  }
+}
+
+TEST_CASE("trq: RQ fine quantizer with beam, PCA start and u8 norms; round trip, ADC, threads") {
+  const size_t d = 12, n = 3000;
+  const auto x = rotated_clusters(n, d, 8, 13);
+  const auto q = qvtest::random_floats(d, 14);
+  for (bool pca : {false, true}) {
+    TRQOptions o;
+    o.beam = 3;
+    o.iterations = 2;
+    o.pca_init = pca;
+    o.norm = pca ? NormStorage::Uint8 : NormStorage::Float32;
+    TransformedResidualQuantizer trq(d, 3, FineQuantizerKind::Residual, 3, 5, o);
+    CHECK(trq.spec() == std::string("TRQ1x3,RQ3x5,beam=3,iters=2") + (pca ? ",norm=u8,pca=1" : ""));
+    CHECK(trq.code_size() == 3 + (pca ? 1 : 4));  // 3 + 15 bits, then the norm
+    trq.train(n, x.data(), quick_context());
+    CHECK(trq.transform_count() >= 1);
+    std::vector<uint8_t> codes, codes1;
+    const auto decoded = qvtest::round_trip(trq, n, x.data(), &codes);
+    qvtest::round_trip(trq, n, x.data(), &codes1, 1);
+    CHECK(codes == codes1);
+    const double step = pca ? (trq.norm_codec().hi() - trq.norm_codec().lo()) / 255.0 : 0;
+    qvtest::check_adc_matches_decoded(trq, n, codes, decoded, q.data(), 1e-5, step / 2 + 1e-3);
+    // Every code's cluster id is valid and its decode is c_k + R_kᵀ ŷ.
+    std::vector<uint32_t> fine(trq.fine_count());
+    uint32_t cluster;
+    trq.unpack(&codes[0], &cluster, fine.data());
+    CHECK(cluster < trq.first_count());
+    std::vector<float> zero(n * d, 0.0f);
+    CHECK(qvtest::mean_squared_error(x, decoded, n) < 0.2 * qvtest::mean_squared_error(x, zero, n));
+  }
+  // Canonical form of equal bit widths.
+  CHECK(TransformedResidualQuantizer(d, 4, FineQuantizerKind::Residual, 3, 4).spec() == "TRQ4x4");
+  CHECK_THROWS_CODE(TransformedResidualQuantizer(d, 4, FineQuantizerKind::Residual, 3, 4, [] {
+                      TRQOptions o;
+                      o.transforms = false;
+                      return o;
+                    }()),
+                    InvalidArgument);
+}
+
+TEST_CASE("codec specs: canonical forms, code sizes, round trips through make_codec and make_index") {
+  struct Case {
+    const char* spec;
+    const char* canonical;
+    size_t code_size;  // at dim 128
+  };
+  const Case cases[] = {
+      {"RQ8x8", "RQ8x8", 12},
+      {"RQ8", "RQ8x8", 12},
+      {"RQ8x8,beam=16", "RQ8x8,beam=16", 12},
+      {"RQ8x8,beam=16,norm=u8", "RQ8x8,beam=16,norm=u8", 9},
+      {"RQ8x8, norm=f32, beam=1", "RQ8x8", 12},
+      {"RQ4x6,refit=2", "RQ4x6,refit=2", 7},
+      {"RQ16x12,beam=4", "RQ16x12,beam=4", 28},
+      {"OPQ16,PQ16x8", "OPQ16,PQ16x8", 16},
+      {"OPQ16,PQ16", "OPQ16,PQ16x8", 16},
+      {"OPQ8,PQ8x4,iters=3", "OPQ8,PQ8x4,iters=3", 4},
+      {"TRQ8x8", "TRQ8x8", 12},
+      {"TRQ8x8,pca=1,iters=2,beam=4", "TRQ8x8,beam=4,iters=2,pca=1", 12},
+      {"TRQ8x8,norm=u8,reg=0.5", "TRQ8x8,norm=u8,reg=0.5", 9},
+      {"TRQ8x8,reg=0", "TRQ8x8,reg=0", 12},
+      {"TRQ1x8,RQ7x8", "TRQ8x8", 12},
+      {"TRQ1x6,RQ3x8", "TRQ1x6,RQ3x8", 8},
+      {"TRQ1x8,PQ14x4", "TRQ1x8,PQ14x4", 8},
+      {"TRQ1x8,beam=2,PQ14x4", "TRQ1x8,PQ14x4,beam=2", 8},
+      {"RQ1x8,PQ14x4", "RQ1x8,PQ14x4", 8},
+      {"RQ1x8,PQ14x4,beam=4", "RQ1x8,PQ14x4,beam=4", 8},
+      {"PRQ2x4x8", "PRQ2x4x8", 12},
+      {"PRQ2x4x8,beam=8,norm=u8", "PRQ2x4x8,beam=8,norm=u8", 9},
+      {"PRQ3x2", "PRQ3x2x8", 10},
+  };
+  for (const Case& c : cases) {
+    const auto codec = make_codec(c.spec, 128);
+    CHECK_MSG(codec->spec() == c.canonical, c.spec << " -> " << codec->spec());
+    CHECK_MSG(codec->code_size() == c.code_size, c.spec << " code size " << codec->code_size());
+    CHECK_MSG(make_codec(codec->spec(), 128)->spec() == c.canonical, c.spec);
+    const SpecInfo info = describe_index_spec(std::string(c.spec) + ",Refine", 128);
+    CHECK_MSG(info.canonical == std::string(c.canonical) + ",Refine", info.canonical);
+    CHECK(info.code_size == c.code_size);
+    CHECK(describe_index_spec(c.canonical, 128).canonical == c.canonical);
+  }
+}
+
+TEST_CASE("codec specs: invalid specs throw InvalidArgument saying what was expected") {
+  struct Bad {
+    const char* spec;
+    const char* says;  // a piece of the message
+  };
+  const Bad bad[] = {
+      {"RQ", "RQ<L>x<b>"},
+      {"RQ8x8x8", "RQ<L>x<b>"},
+      {"RQ8x13", "nbits"},
+      {"RQ0x8", "stages"},
+      {"RQ8x8,beam=0", "beam"},
+      {"RQ8x8,beam=x", "integer"},
+      {"RQ8x8,beam=4,beam=5", "twice"},
+      {"RQ8x8,norm=f16", "f32"},
+      {"RQ8x8,refit=99", "refit"},
+      {"RQ8x8,iters=3", "beam, norm, refit"},
+      {"OPQ16", "followed by PQ16"},
+      {"OPQ16,PQ8x8", "PQ16"},
+      {"OPQ16,RQ16x8", "followed by PQ16"},
+      {"OPQ16,PQ16x8,beam=2", "iters"},
+      {"OPQ16,PQ16x4fs", "fast-scan"},
+      {"TRQ1x8", "fine quantizer"},
+      {"TRQ2x8,PQ14x4", "TRQ1x<b>,PQ<M>x<b>"},
+      {"TRQ8x8,PQ4", "TRQ1x<b>,PQ<M>x<b>"},
+      {"TRQ1x8,PQ14x4,norm=u8", "norm"},
+      {"TRQ1x8,PQ14x4,PQ8", "nothing after"},
+      {"TRQ8x8,reg=-1", "reg"},
+      {"TRQ8x8,pca=2", "pca"},
+      {"TRQ8x8,depth=2", "no option \"depth\""},
+      {"RQ2x8,PQ14x4", "RQ1x<b>,PQ<M>x<b>"},
+      {"RQ1x8,PQ14x4,iters=3", "beam"},
+      {"RQ1x8,RQ7x8", "RQ1x<b>,PQ<M>x<b>"},
+      {"PRQ2x4x8,iters=2", "beam, norm, refit"},
+      {"PRQ200x4x8", "parts"},
+      {"PRQ2", "PRQ<P>x<L>x<b>"},
+      {"PQ8,RQ8", "PQ<M>[x<b>] alone"},
+      {"LSQ8x8", "unknown component"},
+  };
+  for (const Bad& b : bad) {
+    std::string message;
+    try {
+      make_codec(b.spec, 128);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::InvalidArgument) message = e.what();
+    }
+    CHECK_MSG(!message.empty(), "codec spec '" << b.spec << "' should be rejected");
+    CHECK_MSG(message.find(b.says) != std::string::npos, b.spec << ": message \"" << message << "\" lacks \"" << b.says << "\"");
+    bool index_threw = false;
+    try {
+      make_index(b.spec, 128, Metric::L2);
+    } catch (const Error& e) {
+      index_threw = e.code() == ErrorCode::InvalidArgument;
+    }
+    CHECK_MSG(index_threw, "index spec '" << b.spec << "' should be rejected");
+  }
+  // K1·d²·4 bytes of transforms beyond 4 GiB: 2^16 clusters at d = 256 would need 16 GiB.
+  bool too_big = false;
+  try {
+    make_codec("TRQ1x16,PQ64", 256);
+  } catch (const Error& e) {
+    too_big = e.code() == ErrorCode::InvalidArgument && std::string(e.what()).find("MiB of transforms") != std::string::npos;
+  }
+  CHECK(too_big);
+  // A codec spec does not take Refine; an index spec takes it once, at the end.
+  CHECK_THROWS_CODE(make_codec("RQ8x8,Refine", 128), InvalidArgument);
+  CHECK_THROWS_CODE(make_index("RQ8x8,Refine,beam=4", 128, Metric::L2), InvalidArgument);
+}
+
+TEST_CASE("codec index: exhaustive search over RQ / OPQ / TRQ / PRQ codes finds self-queries; refine is exact") {
+  const size_t d = 16, n = 2000, k = 5;
+  const auto x = rotated_clusters(n, d, 8, 17);
+  for (const char* spec : {"RQ3x6,beam=2,Refine", "OPQ4,PQ4x6,iters=2,Refine", "TRQ1x3,PQ4x6,iters=2,Refine",
+                           "TRQ3x6,iters=2,Refine", "PRQ2x2x6,Refine", "RQ1x3,PQ4x6,Refine"}) {
+    for (Metric metric : {Metric::L2, Metric::InnerProduct}) {
+      auto index = make_index(spec, d, metric);
+      index->train(n, x.data(), quick_context());
+      index->add(n, x.data(), nullptr, 0);
+      std::vector<int64_t> labels(20 * k);
+      std::vector<float> dists(20 * k);
+      SearchParams params;
+      params.refine = 10;
+      index->search(20, x.data(), k, params, labels.data(), dists.data());
+      if (metric == Metric::L2) {
+        size_t hits = 0;
+        for (size_t qi = 0; qi < 20; ++qi) hits += labels[qi * k] == int64_t(qi);
+        CHECK_MSG(hits >= 19, spec << ": self-recall@1 " << hits << "/20");
+        CHECK(dists[0] < 1e-3);
+      }
+      for (size_t qi = 0; qi < 20; ++qi) CHECK(labels[qi * k] >= 0);
+    }
+  }
+}
