@@ -7,7 +7,6 @@ import {
   type NativeAddArgs,
   type NativeCodec,
   type NativeIndex,
-  type NativeProgress,
   type NativeSearchArgs,
   type NativeTrainOptions,
 } from './native';
@@ -16,7 +15,18 @@ import { describe, expectInteger, expectOptions, expectString, expectVectors, op
 export type Metric = 'l2' | 'ip' | 'cosine';
 
 /** One training progress report: which phase and sub-problem, which iteration, the current error. */
-export type TrainProgress = NativeProgress;
+export interface TrainProgress {
+  /** What is being trained: 'kmeans', 'pq' (one sub-quantizer per stage), 'coarse' (IVF lists), 'trq', … */
+  phase: string;
+  /** Which sub-problem of the phase (0-based), out of `stages`. */
+  stage: number;
+  stages: number;
+  /** 1-based iteration within the stage, out of `iterations` planned. */
+  iteration: number;
+  iterations: number;
+  /** Mean squared error per training vector after this iteration. */
+  error: number;
+}
 
 export interface TrainOptions {
   /** Vector dimension (required). */
