@@ -1,9 +1,11 @@
 #include "opq.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "error.h"
+#include "io.h"
 #include "kmeans.h"
 #include "linalg.h"
 #include "simd.h"
@@ -111,6 +113,24 @@ void OPQQuantizer::decode(size_t n, const uint8_t* codes, float* x, int threads)
     // x = Rᵀ ŷ: rows transformed by Rᵀ.
     transform_rows(count, d, d, rotation_t_.data(), decoded.data(), x + b * d, threads);
   }
+}
+
+// State: the rotation (u64 count = d², floats, row-major), then the inner PQ's state.
+void OPQQuantizer::save_state(ByteWriter& out) const {
+  require_trained("save");
+  out.array(rotation_);
+  pq_.save_state(out);
+}
+
+void OPQQuantizer::load_state(ByteReader& in) {
+  const size_t d = dim();
+  std::vector<float> rotation = in.array<float>(d * d, "OPQ rotation");
+  QV_CHECK(rotation.size() == d * d, Corrupt, "OPQ rotation: expected " << d * d << " floats, found " << rotation.size());
+  for (float v : rotation) QV_CHECK(std::isfinite(v), Corrupt, "OPQ rotation holds a non-finite value");
+  QV_CHECK(orthogonality_error(d, rotation.data()) < 1e-3, Corrupt, "OPQ rotation is not orthogonal");
+  ProductQuantizer pq(d, pq_.m(), pq_.nbits());
+  pq.load_state(in);
+  set_state(std::move(rotation), std::vector<float>(pq.all_centroids()));
 }
 
 std::unique_ptr<DistanceTable> OPQQuantizer::distance_table(const float* query, Metric metric) const {

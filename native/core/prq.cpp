@@ -1,10 +1,12 @@
 #include "prq.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "bitpack.h"
 #include "error.h"
+#include "io.h"
 #include "simd.h"
 #include "thread_pool.h"
 
@@ -135,6 +137,25 @@ void ProductResidualQuantizer::decode(size_t n, const uint8_t* codes, float* x, 
         }
       },
       effective_threads(threads));
+}
+
+// State: u32 parts, f32 norm range lo, hi, then each part's RQ state in order.
+void ProductResidualQuantizer::save_state(ByteWriter& out) const {
+  require_trained("save");
+  out.u32(uint32_t(parts_.size()));
+  out.f32(norm_.lo());
+  out.f32(norm_.hi());
+  for (const auto& part : parts_) part->save_state(out);
+}
+
+void ProductResidualQuantizer::load_state(ByteReader& in) {
+  const uint32_t parts = in.u32();
+  QV_CHECK(parts == parts_.size(), Corrupt, "PRQ state for " << parts << " parts does not match the spec " << spec());
+  const float lo = in.f32(), hi = in.f32();
+  QV_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, Corrupt, "PRQ norm range is invalid");
+  for (auto& part : parts_) part->load_state(in);
+  norm_.set_range(lo, hi);
+  trained_ = true;
 }
 
 namespace {

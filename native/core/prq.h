@@ -27,6 +27,8 @@ class ProductResidualQuantizer : public Quantizer {
   void encode(size_t n, const float* x, uint8_t* codes, int threads) const override;
   void decode(size_t n, const uint8_t* codes, float* x, int threads) const override;
   std::unique_ptr<DistanceTable> distance_table(const float* query, Metric metric) const override;
+  void save_state(ByteWriter& out) const override;  // layout: see the .cpp
+  void load_state(ByteReader& in) override;
 
   size_t parts() const { return parts_.size(); }
   size_t stages() const { return stages_; }

@@ -6,6 +6,7 @@
 
 #include "bitpack.h"
 #include "error.h"
+#include "io.h"
 #include "simd.h"
 #include "thread_pool.h"
 
@@ -553,6 +554,30 @@ void ResidualQuantizer::decode(size_t n, const uint8_t* codes, float* x, int thr
         }
       },
       effective_threads(threads));
+}
+
+// State: u32 stages, u32 nbits, f32 norm range lo, hi, then the codebooks (u64 count = L·K·dim, floats).
+void ResidualQuantizer::save_state(ByteWriter& out) const {
+  require_trained("save");
+  out.u32(uint32_t(stages_));
+  out.u32(uint32_t(nbits_));
+  out.f32(norm_.lo());
+  out.f32(norm_.hi());
+  out.array(codebooks_);
+}
+
+void ResidualQuantizer::load_state(ByteReader& in) {
+  const uint32_t stages = in.u32(), nbits = in.u32();
+  QV_CHECK(stages == stages_ && nbits == nbits_, Corrupt,
+           "RQ state for " << stages << " stages of " << nbits << " bits does not match the spec " << spec());
+  const float lo = in.f32(), hi = in.f32();
+  QV_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, Corrupt, "RQ norm range is invalid");
+  const size_t expected = stages_ * ksub_ * dim();
+  std::vector<float> codebooks = in.array<float>(expected, "RQ codebooks");
+  QV_CHECK(codebooks.size() == expected, Corrupt,
+           "RQ codebooks: expected " << expected << " floats, found " << codebooks.size());
+  for (float v : codebooks) QV_CHECK(std::isfinite(v), Corrupt, "RQ codebooks hold a non-finite value");
+  set_codebooks(std::move(codebooks), lo, hi);
 }
 
 namespace {

@@ -10,6 +10,7 @@
 
 #include "bitpack.h"
 #include "error.h"
+#include "io.h"
 #include "linalg.h"
 #include "opq.h"
 #include "simd.h"
@@ -447,6 +448,70 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
     }
     norm_.set_range(lo, std::max(lo, hi));
   }
+  trained_ = true;
+}
+
+// -------------------------------------------------------------------------------------------- persistence
+
+// State: u32 first_bits, u32 fine kind (0 RQ, 1 PQ), u32 fine_count, u32 fine_bits, f32 norm range lo, hi;
+// first-level centroids (u64 count = K1·d, floats); transform slots (u64 count = K1, int32, −1 = identity);
+// transforms (u64 count = slots·d², floats, row-major); then the fine quantizer's state.
+void TransformedResidualQuantizer::save_state(ByteWriter& out) const {
+  require_trained("save");
+  out.u32(uint32_t(first_bits_));
+  out.u32(fine_rq_ ? 0u : 1u);
+  out.u32(uint32_t(fine_count_));
+  out.u32(uint32_t(fine_bits_));
+  out.f32(norm_.lo());
+  out.f32(norm_.hi());
+  out.array(first_);
+  out.array(slots_);
+  out.array(transforms_);
+  if (fine_rq_)
+    fine_rq_->save_state(out);
+  else
+    fine_pq_->save_state(out);
+}
+
+void TransformedResidualQuantizer::load_state(ByteReader& in) {
+  const size_t d = dim();
+  const uint32_t first_bits = in.u32(), kind = in.u32(), count = in.u32(), bits = in.u32();
+  QV_CHECK(first_bits == first_bits_ && kind == (fine_rq_ ? 0u : 1u) && count == fine_count_ && bits == fine_bits_,
+           Corrupt, "TRQ state does not match the spec " << spec());
+  const float lo = in.f32(), hi = in.f32();
+  QV_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, Corrupt, "TRQ norm range is invalid");
+  std::vector<float> first = in.array<float>(k1_ * d, "TRQ first-level centroids");
+  QV_CHECK(first.size() == k1_ * d, Corrupt, "TRQ first level: expected " << k1_ * d << " floats, found " << first.size());
+  for (float v : first) QV_CHECK(std::isfinite(v), Corrupt, "TRQ first level holds a non-finite value");
+  std::vector<int32_t> slots = in.array<int32_t>(k1_, "TRQ transform slots");
+  QV_CHECK(slots.size() == k1_, Corrupt, "TRQ transform slots: expected " << k1_ << ", found " << slots.size());
+  size_t used = 0;
+  for (int32_t s : slots) used += s >= 0;
+  QV_CHECK(used == 0 || options_.transforms, Corrupt, "untransformed hybrid state holds transforms");
+  std::vector<float> transforms = in.array<float>(used * d * d, "TRQ transforms");
+  QV_CHECK(transforms.size() == used * d * d, Corrupt,
+           "TRQ transforms: expected " << used * d * d << " floats, found " << transforms.size());
+  std::vector<bool> seen(used, false);
+  for (int32_t s : slots) {
+    if (s < 0) continue;
+    QV_CHECK(size_t(s) < used && !seen[size_t(s)], Corrupt, "TRQ transform slot " << s << " is out of range or shared");
+    seen[size_t(s)] = true;
+  }
+  for (float v : transforms) QV_CHECK(std::isfinite(v), Corrupt, "TRQ transforms hold a non-finite value");
+  for (size_t t = 0; t < used; ++t)
+    QV_CHECK(orthogonality_error(d, &transforms[t * d * d]) < 1e-3, Corrupt, "TRQ transform " << t << " is not orthogonal");
+  if (fine_rq_)
+    fine_rq_->load_state(in);
+  else {
+    fine_pq_->load_state(in);
+    build_fine_tables();
+  }
+  first_ = std::move(first);
+  first_table_ = std::make_unique<CentroidTable>(k1_, d, first_.data());
+  slots_ = std::move(slots);
+  transforms_ = std::move(transforms);
+  initial_.clear();
+  norm_.set_range(lo, hi);
   trained_ = true;
 }
 

@@ -74,6 +74,8 @@ class TransformedResidualQuantizer : public Quantizer {
   void encode(size_t n, const float* x, uint8_t* codes, int threads) const override;
   void decode(size_t n, const uint8_t* codes, float* x, int threads) const override;
   std::unique_ptr<DistanceTable> distance_table(const float* query, Metric metric) const override;
+  void save_state(ByteWriter& out) const override;  // layout: see the .cpp
+  void load_state(ByteReader& in) override;
 
   size_t first_bits() const { return first_bits_; }
   size_t first_count() const { return k1_; }  // K1

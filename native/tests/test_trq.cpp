@@ -6,6 +6,7 @@
 #include "check.h"
 #include "error.h"
 #include "index.h"
+#include "io.h"
 #include "linalg.h"
 #include "opq.h"
 #include "pq.h"
@@ -293,5 +294,39 @@ TEST_CASE("codec index: exhaustive search over RQ / OPQ / TRQ / PRQ codes finds 
       }
       for (size_t qi = 0; qi < 20; ++qi) CHECK(labels[qi * k] >= 0);
     }
+  }
+}
+
+TEST_CASE("codec persistence: every new codec saves and loads to the same codes, alone and inside an index") {
+  const size_t d = 16, n = 1500;
+  const auto x = rotated_clusters(n, d, 8, 23);
+  for (const char* spec : {"RQ3x6,beam=2,norm=u8", "OPQ4,PQ4x6,iters=2", "PRQ2x2x6,norm=u8", "TRQ3x6,iters=2",
+                           "TRQ1x3,PQ4x6,iters=2,pca=1", "RQ1x3,PQ4x6"}) {
+    const auto codec = make_codec(spec, d);
+    codec->train(n, x.data(), quick_context());
+    const std::vector<uint8_t> bytes = serialize_codec(*codec);
+    const auto loaded = deserialize_codec(bytes.data(), bytes.size());
+    CHECK(loaded->spec() == codec->spec());
+    std::vector<uint8_t> a, b;
+    const auto da = qvtest::round_trip(*codec, n, x.data(), &a);
+    const auto db = qvtest::round_trip(*loaded, n, x.data(), &b);
+    CHECK_MSG(a == b && da == db, spec);
+    std::vector<float> sa(n), sb(n);
+    codec->distance_table(x.data(), Metric::L2)->scan(a.data(), n, sa.data());
+    loaded->distance_table(x.data(), Metric::L2)->scan(b.data(), n, sb.data());
+    CHECK(sa == sb);
+    // Truncated state is refused as corrupt, never read past its end.
+    for (size_t cut : {bytes.size() / 2, bytes.size() - 5})
+      CHECK_THROWS_CODE(deserialize_codec(bytes.data(), cut), Corrupt);
+    // Inside an exhaustive index.
+    auto index = make_index(std::string(spec) + ",Refine", d, Metric::L2);
+    index->train(n, x.data(), quick_context());
+    index->add(n, x.data(), nullptr, 0);
+    auto copy = Index::deserialize(owned_bytes(index->serialize()), false);
+    std::vector<int64_t> l1(5), l2(5);
+    std::vector<float> d1(5), d2(5);
+    index->search(1, x.data() + 7 * d, 5, SearchParams{}, l1.data(), d1.data());
+    copy->search(1, x.data() + 7 * d, 5, SearchParams{}, l2.data(), d2.data());
+    CHECK_MSG(l1 == l2 && d1 == d2, spec);
   }
 }
