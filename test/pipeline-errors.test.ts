@@ -152,6 +152,8 @@ const asyncCases: AsyncCase[] = [
   ['indexProducts: category on some items only', () => pipeline.indexProducts([{ id: 1n, input: 'a' }, { id: 2n, input: 'b', category: 1 }]), TypeError, /items\[1\]\.category: items\[0\] has no category/],
   ['indexProducts: category negative', () => pipeline.indexProducts([{ id: 1n, input: 'a', category: -1 }]), RangeError, /items\[0\]\.category: expected an integer from 0/],
   ['indexProducts: onProgress not a function', () => pipeline.indexProducts([{ id: 1n, input: 'a' }], { onProgress: 1 as never }), TypeError, /options\.onProgress: expected a function/],
+  ['indexProducts: upsert a string', () => pipeline.indexProducts([{ id: 1n, input: 'a' }], { upsert: 'yes' as never }), TypeError, /options\.upsert: expected true or false/],
+  ['search: k × shortlist too large', () => pipeline.search(['a'], 65536, { shortlist: 1000 }), RangeError, /options\.shortlist: k 65536 × shortlist 1000 = 65536000 candidates per query exceeds/],
   ['indexProducts: batchSize 0', () => pipeline.indexProducts([{ id: 1n, input: 'a' }], { batchSize: 0 }), RangeError, /options\.batchSize: expected an integer from 1/],
   // rerankers
   ['ExactReranker.rerank: query null', () => new ExactReranker(store).rerank(null as never, BigInt64Array.of(1n)), TypeError, /query: expected \{ vector: Float32Array/],

@@ -140,3 +140,17 @@ t.test('categories: indexProducts labels items, a per-call filter restricts the 
   const filtered = await pipeline.search(['query-0'], 3, { searchOptions: { filter: allowed } });
   t.same(Array.from(filtered.ids).filter((id) => id >= 0n).sort(), [idOf(4), idOf(40)], 'an id allow-list');
 });
+
+t.test('indexProducts: re-adding an id fails unless upsert is set', async (t) => {
+  const embedder = new TableEmbedder<string>(dim, embed);
+  const index = await Index.train('Flat', base, { dim });
+  const pipeline = new SearchPipeline({ embedder, index, keepVectors: true });
+  await pipeline.indexProducts([{ id: 5n, input: 'item-1' }]);
+  await t.rejects(pipeline.indexProducts([{ id: 5n, input: 'item-2' }]), 'a duplicate id is refused by the index');
+  await pipeline.indexProducts([{ id: 5n, input: 'item-2' }], { upsert: true });
+  t.equal(index.size, 1);
+  t.same(Array.from(pipeline.store!.get(5n)!), Array.from(vectorOf('item-2')), 'the kept vector was replaced too');
+  const hit = await pipeline.search(['item-2'], 1, { rerank: false });
+  t.equal(hit.ids[0], 5n);
+  t.equal(hit.scores[0], 0, 'the index holds the new vector (distance 0)');
+});

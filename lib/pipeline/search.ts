@@ -1,7 +1,7 @@
 // SearchPipeline: embed → ANN shortlist from a quiver Index (k × shortlist candidates) → rerank → top k, over
 // batches of queries, with the wall time of each stage in the result; and indexProducts(), which embeds items
 // and adds them to the index (and the vector store) batch by batch, reporting progress.
-import { Index, type SearchOptions } from '../quiver';
+import { Index, type AddOptions, type SearchOptions } from '../quiver';
 import { describe, expectArray, expectBoolean, expectFunction, expectId, expectInteger, expectMatrix, expectOptions, optionalInteger } from './args';
 import { MAX_BATCH_SIZE, checkBatchSize, checkEmbedder, type Embedder } from './embedder';
 import { ExactReranker, type Reranker, type RerankQuery } from './rerank';
@@ -90,6 +90,8 @@ export interface IndexProductsOptions {
   batchSize?: number;
   /** Called after each batch is added. Throwing from it stops indexing (what was added stays). */
   onProgress?: (progress: IndexProgress) => void;
+  /** Replace the vectors of ids already in the index instead of failing (the index's add option). */
+  upsert?: boolean;
 }
 
 export interface IndexProductsResult {
@@ -99,6 +101,7 @@ export interface IndexProductsResult {
 
 const MAX_K = 1 << 16;
 const MAX_SHORTLIST = 1024;
+const MAX_CANDIDATES = 1 << 20;
 
 /**
  * Runs `task` over 0…count-1 with at most `limit` running at once. After a failure no new task starts; the
@@ -197,7 +200,8 @@ export class SearchPipeline<Input = unknown> {
       if (withCategory) expectInteger(o.category, `items[${i}].category`, 0, 2 ** 31 - 1);
       else if (o.category !== undefined) throw new TypeError(`items[${i}].category: items[0] has no category, so none may have one`);
     });
-    const o = expectOptions<IndexProductsOptions>(options, 'options', ['batchSize', 'onProgress']);
+    const o = expectOptions<IndexProductsOptions>(options, 'options', ['batchSize', 'onProgress', 'upsert']);
+    const upsert = o.upsert === undefined ? undefined : expectBoolean(o.upsert, 'options.upsert');
     const batchSize = checkBatchSize(o.batchSize, 'options.batchSize', Math.min(MAX_BATCH_SIZE, this.embedder.batchSize * 4));
     const onProgress = o.onProgress === undefined ? undefined : expectFunction<(p: IndexProgress) => void>(o.onProgress, 'options.onProgress');
     const timings = { embedMs: 0, addMs: 0, totalMs: 0 };
@@ -210,7 +214,10 @@ export class SearchPipeline<Input = unknown> {
       timings.embedMs += performance.now() - t;
       const ids = BigInt64Array.from(batch, (item) => item.id);
       t = performance.now();
-      await this.index.add(vectors, ids, withCategory ? { categories: Int32Array.from(batch, (item) => item.category!) } : undefined);
+      const addOptions: AddOptions = {};
+      if (withCategory) addOptions.categories = Int32Array.from(batch, (item) => item.category!);
+      if (upsert !== undefined) addOptions.upsert = upsert;
+      await this.index.add(vectors, ids, addOptions);
       this.store?.set(ids, vectors);
       timings.addMs += performance.now() - t;
       done += batch.length;
@@ -233,6 +240,9 @@ export class SearchPipeline<Input = unknown> {
     const rerank = (o.rerank === undefined ? true : expectBoolean(o.rerank, 'options.rerank')) && this.reranker !== undefined;
     const kk = k as number;
     const perQuery = rerank ? kk * shortlist : kk;
+    if (perQuery > MAX_CANDIDATES) {
+      throw new RangeError(`options.shortlist: k ${kk} × shortlist ${shortlist} = ${perQuery} candidates per query exceeds ${MAX_CANDIDATES}`);
+    }
     const metric = this.index.metric;
     const dim = this.embedder.dim;
     const result: PipelineSearchResult = {
