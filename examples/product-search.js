@@ -50,7 +50,7 @@ async function main() {
     console.log(`\n${label}  (embed ${result.timings.embedMs.toFixed(0)} ms, search ${result.timings.searchMs.toFixed(1)} ms, rerank ${result.timings.rerankMs.toFixed(1)} ms)`);
     for (let r = 0; r < result.k; r++) console.log(`  ${r + 1}. ${title(result.ids[r])}  (${result.scores[r].toFixed(3)})`);
   };
-  show('text query "shoes for jogging"', await pipeline.search([{ text: 'shoes for jogging' }], 3));
+  show('text query "running shoes"', await pipeline.search([{ text: 'running shoes' }], 3));
   show('text query "a bag to carry things"', await pipeline.search([{ text: 'a bag to carry things' }], 3));
   // Another test image of a trouser (class 2), not in the catalogue.
   show('image query: a different photo of trousers', await pipeline.search([{ image: photo(3) }], 3));
