@@ -83,6 +83,7 @@ const cases: Case[] = [
   ['LocalFeatureStore: dim -1', () => new LocalFeatureStore(-1), RangeError, /dim: expected an integer from 1/],
   ['LocalFeatureStore.set: id a string', () => new LocalFeatureStore(2).set('1' as never, new Float32Array(2)), TypeError, /id: expected a bigint id/],
   ['LocalFeatureStore.set: ragged features', () => new LocalFeatureStore(2).set(1n, new Float32Array(3)), RangeError, /features: expected a non-empty length that is a multiple of dim 2, got 3/],
+  ['LocalFeatureStore.get: id a number', () => new LocalFeatureStore(2).get(3 as never), TypeError, /id: expected a bigint id, got 3/],
   // ExactReranker
   ['ExactReranker: store an object', () => new ExactReranker({} as never), TypeError, /store: expected a VectorStore/],
   ['ExactReranker: bad metric', () => new ExactReranker(store, { metric: 'manhattan' as never }), RangeError, /options\.metric: expected one of/],

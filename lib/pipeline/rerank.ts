@@ -86,8 +86,9 @@ export class LocalFeatureStore {
     this.#sets.set(id, features.slice());
   }
 
+  /** The stored set of `id` (count × dim floats), or undefined. */
   get(id: bigint): Float32Array | undefined {
-    return this.#sets.get(id);
+    return this.#sets.get(expectId(id, 'id'));
   }
 }
 
