@@ -15,3 +15,4 @@ export {
 } from './quiver';
 export { formatOf, readVectors, type ReadVectorsOptions, type VectorFormat, type Vectors } from './io';
 export { kRecallAt, oneRecallAt } from './recall';
+export * from './pipeline/index';
