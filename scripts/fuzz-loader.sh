@@ -10,18 +10,18 @@ if [ -z "$cxx" ]; then
   echo "fuzz-loader: clang++ not found (apt-get install clang-14 libclang-rt-14-dev)" >&2
   exit 1
 fi
-cmake -S . -B build/fuzz -DCMAKE_CXX_COMPILER="$cxx" -DQUIVER_FUZZ=ON -DQUIVER_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build/fuzz --target fuzz_loader --parallel "$(nproc)"
-corpus=build/fuzz/corpus
+cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER="$cxx" -DQUIVER_FUZZ=ON -DQUIVER_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz --target fuzz_loader --parallel "$(nproc)"
+corpus=build-fuzz/corpus
 mkdir -p "$corpus"
 for f in test/fixtures/*.qvr test/fixtures/*.qvc; do
   # Small seeds mutate faster: keep files under 20 kB whole, and a prefix of bigger ones.
   head -c 20000 "$f" > "$corpus/seed-$(basename "$f")"
 done
-log=build/fuzz/run.log
+log=build-fuzz/run.log
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 set +e
-build/fuzz/fuzz_loader "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+build-fuzz/fuzz_loader "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -print_final_stats=1 >"$log" 2>&1
 status=$?
 set -e
