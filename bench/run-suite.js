@@ -37,17 +37,22 @@ const intList = (name) => (value) => {
 };
 const specList = (value) => value.split(';').map((s) => s.trim()).filter(Boolean);
 
-/** The commit measured, marked dirty when the working tree differs from it (shared trees often do). */
-function gitFacts() {
+/**
+ * Which engine was measured. With QUIVER_ADDON (an addon built elsewhere, e.g. from a clean checkout of a
+ * commit) that file is named; otherwise the commit, marked when the working tree's engine differs from it.
+ */
+function engineFacts() {
+  const addon = process.env.QUIVER_ADDON ? { addon: process.env.QUIVER_ADDON } : {};
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'native', 'lib', 'binding.gyp'], {
       cwd: ROOT,
       encoding: 'utf8',
     }).trim();
+    if (addon.addon) return { commit: `${commit} (TypeScript${dirty ? ', with uncommitted changes' : ''})`, ...addon };
     return { commit: dirty ? `${commit} + uncommitted changes to native/lib` : commit };
   } catch {
-    return {};
+    return addon;
   }
 }
 
@@ -92,6 +97,7 @@ function buildProgram() {
     .option('--anchors <file>', 'anchor figures to print beside ours', path.join(ROOT, 'bench', 'anchors.json'))
     .option('--out <dir>', 'output folder (with several datasets: one sub-folder each)')
     .option('--json', 'also print the result JSON to stdout')
+    .option('--render <results.json>', 'only re-write results.md and results.svg beside an existing results.json')
     .option('--no-progress', 'no progress display');
   return program;
 }
@@ -101,6 +107,12 @@ async function main(argv) {
   program.parse(argv);
   const opts = program.opts();
   const suite = loadSuite();
+  if (opts.render) {
+    const result = JSON.parse(fs.readFileSync(opts.render, 'utf8'));
+    const files = suite.writeSuiteOutputs(result, path.dirname(opts.render));
+    console.error(`re-rendered ${files.markdown} and ${files.svg}`);
+    return 0;
+  }
   const datasets = opts.dataset.split(',').map((s) => s.trim()).filter(Boolean);
   const peerNames = opts.peers === 'none' ? [] : opts.peers.split(',').map((s) => s.trim()).filter(Boolean);
   const specs = specList(opts.specs);
@@ -144,7 +156,7 @@ async function main(argv) {
       seed: opts.seed,
       peers,
       anchors: loadAnchors(opts.anchors, dataset.name),
-      machine: gitFacts(),
+      machine: engineFacts(),
       onEvent: opts.progress ? suite.suiteProgress() : undefined,
     });
     const out = opts.out

@@ -83,25 +83,28 @@ export function quiverSweep(spec: string, plan: Pick<SuitePlan, 'nprobe' | 'refi
   return grid;
 }
 
+function positiveIntegers(values: number[], name: string): number[] {
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) {
+    throw new RangeError(`${name}: expected positive integers, got ${JSON.stringify(values)}`);
+  }
+  return values;
+}
+
 function makePlan(options: SuiteOptions): SuitePlan {
   const { dataset } = options;
-  const positive = (list: number[] | undefined, fallback: number[], name: string) => {
-    const values = list ?? fallback;
-    if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1)) {
-      throw new RangeError(`${name}: expected a non-empty list of positive integers, got ${JSON.stringify(values)}`);
-    }
-    return values;
-  };
-  const k = Math.min(options.k ?? 10, dataset.baseCount);
+  const one = (value: number | undefined, fallback: number, name: string) => positiveIntegers([value ?? fallback], name)[0];
+  const k = Math.min(one(options.k, 10, 'k'), dataset.baseCount);
+  const minSeconds = options.minSeconds ?? 0.2;
+  if (!(minSeconds > 0)) throw new RangeError(`minSeconds: expected a positive number, got ${minSeconds}`);
   return {
     specs: options.specs,
-    nprobe: positive(options.nprobe, [4, 16, 64], 'nprobe'),
-    refine: positive(options.refine, [1, 4, 16], 'refine'),
-    ef: positive(options.ef, [16, 32, 64, 128], 'ef'),
+    nprobe: positiveIntegers(options.nprobe ?? [4, 16, 64], 'nprobe'),
+    refine: positiveIntegers(options.refine ?? [1, 4, 16], 'refine'),
+    ef: positiveIntegers(options.ef ?? [16, 32, 64, 128], 'ef'),
     k,
-    recallK: Math.max(k, Math.min(options.recallK ?? 100, dataset.gtK, dataset.baseCount)),
-    minSeconds: options.minSeconds ?? 0.2,
-    rounds: positive(options.rounds === undefined ? undefined : [options.rounds], [3], 'rounds')[0],
+    recallK: Math.max(k, Math.min(one(options.recallK, 100, 'recallK'), dataset.gtK, dataset.baseCount)),
+    minSeconds,
+    rounds: one(options.rounds, 3, 'rounds'),
     seed: options.seed ?? 1234,
     threads: allThreads(),
   };

@@ -88,6 +88,13 @@ t.test('the sweep grid follows the spec: nprobe for IVF, refine for ",Refine", o
   t.equal(quiverSweep('IVF64,PQ16x8,Refine', plan).length, 4);
 });
 
+t.test('bad sweep settings are RangeErrors that name the setting', async (t) => {
+  const dataset = syntheticDataset();
+  await t.rejects(runSuite({ dataset, specs: ['Flat'], k: 0 }), { name: 'RangeError', message: /^k: / });
+  await t.rejects(runSuite({ dataset, specs: ['Flat'], ef: [] }), { name: 'RangeError', message: /^ef: / });
+  await t.rejects(runSuite({ dataset, specs: ['Flat'], minSeconds: -1 }), { name: 'RangeError', message: /^minSeconds: / });
+});
+
 t.test('a tiny synthetic run: Flat is exact, PQ is not, peers are measured or skipped, files are written', async (t) => {
   const dataset = syntheticDataset();
   const events: SuiteEvent[] = [];

@@ -129,6 +129,11 @@ export function formatMarkdown(result: SuiteResult): string {
   for (const row of result.rows) for (const note of row.notes) notes.set(`${row.system}: ${note}`, '');
   for (const row of result.rows) if (row.bytesNote) notes.set(`${row.system} bytes/vec: ${row.bytesNote}`, '');
   const hasAccuracyOnly = result.rows.some((r) => r.role === 'accuracy');
+  const load = Math.max(Number(m['load average at start'] ?? 0), Number(m['load average at end'] ?? 0));
+  const loaded = load > m.cores
+    ? [`**The machine was busy with other work** (load average up to ${load.toFixed(1)} on ${m.cores} threads): q/s figures are understated and noisy, ` +
+        'all-thread figures most of all, build times are inflated, and ratios between systems are only indicative; recall and bytes/vector are unaffected.', '']
+    : [];
   return [
     `# quiver benchmark suite: ${d.name}`,
     '',
@@ -144,6 +149,7 @@ export function formatMarkdown(result: SuiteResult): string {
       '1-R@R = faiss\'s 1-recall@R (true nearest neighbour within the first R); k-R@k = ann-benchmarks\' k-recall@k. ' +
       'RSS Δ = resident memory after building minus before. Training uses all threads.',
     '',
+    ...loaded,
     '## Results',
     '',
     resultsTable(result),
