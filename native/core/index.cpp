@@ -204,7 +204,7 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
   const size_t threads = effective_threads(params.threads);
   if (custom_search()) {
     std::vector<std::vector<Candidate>> found(nq);
-    search_custom(nq, queries, k, shortlist, params, filter, found);
+    search_custom(nq, queries, shortlist, params, filter, nullptr, 1, found);
     default_pool().parallel_for(
         nq, 16,
         [&](size_t begin, size_t end) {
@@ -282,6 +282,25 @@ void Index::search_per_category(size_t nq, const float* queries, size_t k, const
   size_t shortlist = k;
   if (params.refine > 1) shortlist = k > size_t(-1) / params.refine ? size_t(-1) : k * params.refine;
   shortlist = std::max<size_t>(std::min(shortlist, n), 1);
+  if (custom_search()) {
+    std::vector<int32_t> row_group(n, -1);
+    if (has_categories())
+      for (size_t row = 0; row < n; ++row) {
+        const auto it = slot.find(categories_[row]);
+        if (it != slot.end()) row_group[row] = int32_t(it->second);
+      }
+    std::vector<std::vector<Candidate>> found(nq * ncat);
+    search_custom(nq, queries, shortlist, params, filter, row_group.data(), ncat, found);
+    default_pool().parallel_for(
+        nq * ncat, 16,
+        [&](size_t begin, size_t end) {
+          for (size_t i = begin; i < end; ++i)
+            finish_query(queries + (i / ncat) * dim_, std::move(found[i]), k, params, labels + i * k,
+                         distances + i * k);
+        },
+        effective_threads(params.threads));
+    return;
+  }
   default_pool().parallel_for(
       nq, 1,
       [&](size_t begin, size_t end) {

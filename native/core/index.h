@@ -161,12 +161,15 @@ class Index {
   virtual const float* stored_vector(size_t row) const = 0;
   // Subclass state: written after the common sections, read back by load_impl.
   virtual void save_impl(ContainerWriter& out) const = 0;
-  // Indexes that do not scan every row (IVF) take over candidate generation: search_custom fills found[q] with
-  // the best `shortlist` candidates of query q (score, row), best first, honouring `filter`. Queries are
-  // already normalised for cosine; refine and id mapping stay with the base class.
+  // Indexes that do not scan every row (IVF) take over candidate generation: search_custom fills
+  // found[q·groups + g] with the best `shortlist` candidates (score, row) of query q in group g, best first,
+  // honouring `filter`. row_group (size() entries, or null for a single group) gives each row's group, −1 to
+  // skip it; per-category search uses one group per requested category. Queries are already normalised for
+  // cosine; refine and id mapping stay with the base class.
   virtual bool custom_search() const { return false; }
-  virtual void search_custom(size_t nq, const float* queries, size_t k, size_t shortlist, const SearchParams& params,
-                             const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {}
+  virtual void search_custom(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                             const RowFilter& filter, const int32_t* row_group, size_t groups,
+                             std::vector<std::vector<Candidate>>& found) const {}
   virtual void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                          bool borrow) = 0;
 

@@ -216,12 +216,13 @@ void IVFIndex::reconstruct_row(size_t row, float* out) const {
 }
 
 std::unique_ptr<RowScorer> IVFIndex::make_scorer(const float*) const {
-  QV_THROW(Unsupported, "perCategory search is not available for IVF indexes yet: search once per category "
-                        "with { categories: [c] } instead");
+  // Every IVF search goes through search_custom; scoring arbitrary rows would need every list's table.
+  QV_THROW(Internal, "IVF indexes are searched through their lists only");
 }
 
-void IVFIndex::search_custom(size_t nq, const float* queries, size_t, size_t shortlist, const SearchParams& params,
-                             const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {
+void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                             const RowFilter& filter, const int32_t* row_group, size_t groups,
+                             std::vector<std::vector<Candidate>>& found) const {
   const size_t d = dim(), nprobe = std::min(params.nprobe, nlist_);
   const Metric metric = internal_metric();
   default_pool().parallel_for(
@@ -236,7 +237,7 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t, size_t sho
           coarse_->scores(query, coarse_scores.data());
           for (size_t l = 0; l < nlist_; ++l) probes[l] = {coarse_scores[l], uint32_t(l)};
           std::partial_sort(probes.begin(), probes.begin() + long(nprobe), probes.end());
-          TopK best(shortlist);
+          std::vector<TopK> best(groups, TopK(shortlist));
           std::unique_ptr<DistanceTable> ip_table;
           if (metric == Metric::InnerProduct && !local_transforms_) ip_table = fine_->distance_table(query, metric);
           for (size_t p = 0; p < nprobe; ++p) {
@@ -268,11 +269,14 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t, size_t sho
               for (size_t i = 0; i < count; ++i) {
                 const float s = scores[i] + offset;
                 const uint32_t row = v.rows[block + i];
-                if (s <= best.threshold() && filter.allows(row)) best.push(s, int64_t(row));
+                const int32_t g = row_group ? row_group[row] : 0;
+                if (g < 0) continue;
+                TopK& top = best[size_t(g)];
+                if (s <= top.threshold() && filter.allows(row)) top.push(s, int64_t(row));
               }
             }
           }
-          found[q] = best.take_sorted();
+          for (size_t g = 0; g < groups; ++g) found[q * groups + g] = best[g].take_sorted();
         }
       },
       effective_threads(params.threads));

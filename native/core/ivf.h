@@ -45,8 +45,9 @@ class IVFIndex : public Index {
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
   bool custom_search() const override { return true; }
-  void search_custom(size_t nq, const float* queries, size_t k, size_t shortlist, const SearchParams& params,
-                     const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const override;
+  void search_custom(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                     const RowFilter& filter, const int32_t* row_group, size_t groups,
+                     std::vector<std::vector<Candidate>>& found) const override;
 
  public:
   struct ListView {

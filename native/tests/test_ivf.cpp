@@ -160,10 +160,23 @@ TEST_CASE("ivf: persistence (copied and borrowed), removal, filters, refine, err
   CHECK_THROWS_CODE(make_index("IVF0,PQ3", d, Metric::L2), InvalidArgument);
   auto tiny = make_index("IVF64,PQ3x4", d, Metric::L2);
   CHECK_THROWS_CODE(tiny->train(10, x.data(), ctx), InvalidArgument);
-  std::vector<int64_t> l(2);
-  std::vector<float> dd(2);
+  // Per category: with every list probed, each group equals a category-filtered search.
+  const int32_t two[] = {2, 1};
   SearchParams per;
-  per.categories = wanted;
-  per.category_count = 1;
-  CHECK_THROWS_CODE(index->search_per_category(1, q.data(), 2, per, l.data(), dd.data()), Unsupported);
+  per.categories = two;
+  per.category_count = 2;
+  per.nprobe = 10;
+  std::vector<int64_t> l(nq * 2 * k), single(nq * k);
+  std::vector<float> dd(nq * 2 * k), ds(nq * k);
+  index->search_per_category(nq, q.data(), k, per, l.data(), dd.data());
+  for (size_t c = 0; c < 2; ++c) {
+    SearchParams one;
+    one.nprobe = 10;
+    one.categories = &two[c];
+    one.category_count = 1;
+    index->search(nq, q.data(), k, one, single.data(), ds.data());
+    for (size_t qi = 0; qi < nq; ++qi)
+      CHECK(std::equal(single.begin() + long(qi * k), single.begin() + long((qi + 1) * k),
+                       l.begin() + long((qi * 2 + c) * k)));
+  }
 }
