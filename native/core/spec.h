@@ -4,8 +4,17 @@
 //   spec      := component ("," component)*
 //   component := NAME [INT ("x" INT)*] [SUFFIX]      e.g. PQ16x8, PQ16 (nbits defaults to 8)
 //              | KEY "=" VALUE                         an option of the preceding component (e.g. beam=16)
-// Supported now:  Flat | PQ<M>[x<nbits>] [,Refine]
-// Later issues add IVF<nlist>, OPQ<M>, RQ<L>x<b>, TRQ…, PRQ…: they extend the component table in spec.cpp.
+// Codecs (make_codec; also exhaustive indexes and IVF fine codecs), with code sizes in bits (+ norm bytes):
+//   PQ<M>[x<b>]                         M·b bits
+//   OPQ<M>,PQ<M>[x<b>][,iters=N]        M·b bits (a learnt rotation first)
+//   RQ<L>[x<b>][,beam=B][,norm=f32|u8][,refit=N]            L·b bits + 4 bytes (f32) or 1 byte (u8) of norm
+//   PRQ<P>x<L>[x<b>][,beam=B][,norm=f32|u8][,refit=N]       P·L·b bits + norm
+//   TRQ<L>[x<b>][,beam=B][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W]   L·b bits + norm (TRQ1x<b1>,RQ<L>x<b>: b1 + L·b)
+//   TRQ1x<b1>,PQ<M>[x<b>][,beam=B][,iters=N][,pca=0|1][,reg=W]        b1 + M·b bits, no norm
+//   RQ1x<b1>,PQ<M>[x<b>][,beam=B]       b1 + M·b bits (first level, PQ on the residual, no transforms)
+// Options may follow any component of a composite codec; canonical specs write them last, in a fixed order,
+// and only when not the default. Indexes: Flat | PQ<M>x4fs | IVF<nlist>,[TRQ,]<codec> | <codec>, then
+// optionally ",Refine".
 #pragma once
 
 #include <cstddef>

@@ -330,3 +330,23 @@ TEST_CASE("codec persistence: every new codec saves and loads to the same codes,
     CHECK_MSG(l1 == l2 && d1 == d2, spec);
   }
 }
+
+TEST_CASE("ivf: the new codecs serve as fine codecs and their specs round-trip") {
+  const size_t d = 16, n = 3000, k = 5;
+  const auto x = rotated_clusters(n, d, 8, 29);
+  for (const char* spec : {"IVF8,RQ2x6,beam=2", "IVF8,TRQ,OPQ4,PQ4x6,iters=2", "IVF8,PRQ2x2x6,Refine"}) {
+    auto index = make_index(spec, d, Metric::L2);
+    CHECK_MSG(index->spec() == spec, spec << " -> " << index->spec());
+    CHECK(make_index(index->spec(), d, Metric::L2)->spec() == index->spec());
+    index->train(n, x.data(), quick_context());
+    index->add(n, x.data(), nullptr, 0);
+    std::vector<int64_t> labels(10 * k);
+    std::vector<float> dists(10 * k);
+    SearchParams params;
+    params.nprobe = 8;
+    index->search(10, x.data(), k, params, labels.data(), dists.data());
+    size_t hits = 0;
+    for (size_t qi = 0; qi < 10; ++qi) hits += labels[qi * k] == int64_t(qi);
+    CHECK_MSG(hits >= 9, spec << ": self-recall@1 " << hits << "/10");
+  }
+}
