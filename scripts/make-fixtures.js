@@ -17,6 +17,13 @@ const SPECS = {
   'pq8x8-l2': ['PQ8x8', 'l2'],
   'pq8x4-ip': ['PQ8x4', 'ip'],
   'pq4x8-refine-cosine': ['PQ4x8,Refine', 'cosine'],
+  'pq16x4fs-l2': ['PQ16x4fs', 'l2'],
+  'ivf8-pq8x8-l2': ['IVF8,PQ8x8', 'l2'],
+  'ivf4-trq-pq8x4-refine-ip': ['IVF4,TRQ,PQ8x4,Refine', 'ip'],
+  'rq4x8-l2': ['RQ4x8', 'l2'],
+  'opq8-pq8x8-l2': ['OPQ8,PQ8x8', 'l2'],
+  'trq1x8-pq8x4-l2': ['TRQ1x8,PQ8x4', 'l2'],
+  'prq2x2x8-l2': ['PRQ2x2x8', 'l2'],
 };
 
 (async () => {
