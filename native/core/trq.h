@@ -39,6 +39,7 @@
 // scanned (q_k and the fine LUT), then cached in the table object; a DistanceTable is used from one thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -110,9 +111,17 @@ class TransformedResidualQuantizer : public Quantizer {
 
  private:
   struct Scratch;
-  // Encodes one vector: first-level id, fine codes (fine_count values), ŷ (dim floats) and ‖y − ŷ‖².
-  void encode_one(const float* x, Scratch& s, uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
-                  float* sq_error) const;
+  // Rows per encoding task: large enough that rows sharing a first-level cluster (and so a transform) meet.
+  static constexpr size_t kEncodeChunk = 2048;
+  // The first-level candidates of x (min(beam, K1) ids, nearest first).
+  void select_candidates(const float* x, Scratch& s, uint32_t* candidates) const;
+  // Encodes one vector from its candidates (in s.candidates): first-level id, fine codes (fine_count values),
+  // ŷ (dim floats, if not null) and ‖y − ŷ‖².
+  void encode_candidates(const float* x, Scratch& s, uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
+                         float* sq_error) const;
+  // Encodes rows [begin, end) of x, grouped by nearest cluster; emit(row, cluster, fine codes, ŷ or null, error).
+  void encode_range(const float* x, size_t begin, size_t end, bool want_y_hat,
+                    const std::function<void(size_t, uint32_t, const uint32_t*, const float*, float)>& emit) const;
   // Training helpers (n rows of x; labels: first-level id per row).
   void transform_residuals(size_t n, const float* x, const int32_t* labels, float* y, int threads) const;
   void encode_training(size_t n, const float* x, int32_t* labels, float* y_hat, float* sq_errors,
