@@ -18,6 +18,7 @@
         "native/core/prq.cpp",
         "native/core/serialize.cpp",
         "native/core/rq.cpp",
+        "native/core/shards.cpp",
         "native/core/simd.cpp",
         "native/core/spec.cpp",
         "native/core/thread_pool.cpp",

@@ -98,6 +98,8 @@ export interface NativeBinding {
   setSimdLevel(level: string): void;
   supportedSimdLevels(): string[];
   hardwareThreads(): number;
+  /** Merges index files of one codebook into `output` (rows in input order); see native/core/shards.h. */
+  mergeIndexFiles(inputs: string[], output: string): Promise<void>;
 }
 
 /** The package root: the nearest folder above this file whose package.json is quiver's. */

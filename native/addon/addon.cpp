@@ -20,6 +20,7 @@
 #include "index.h"
 #include "io.h"
 #include "quantizer.h"
+#include "shards.h"
 #include "simd.h"
 #include "spec.h"
 #include "thread_pool.h"
@@ -822,6 +823,7 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
                              InstanceMethod<&QuiverAddon::SetSimd>("setSimdLevel", napi_enumerable),
                              InstanceMethod<&QuiverAddon::SupportedSimd>("supportedSimdLevels", napi_enumerable),
                              InstanceMethod<&QuiverAddon::HardwareThreads>("hardwareThreads", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::MergeIndexFiles>("mergeIndexFiles", napi_enumerable),
                          });
   }
 
@@ -944,6 +946,23 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
 
   Napi::Value HardwareThreads(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(quiver::effective_threads(0)));
+  }
+
+  // mergeIndexFiles(inputs: string[], output: string) → Promise<void>: shards.h's merge_index_files on a
+  // worker thread (mapping, validating and copying every input is file-sized work).
+  Napi::Value MergeIndexFiles(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      QV_CHECK(info[0].IsArray(), InvalidArgument, "files: expected an array of file paths");
+      const Napi::Array list = info[0].As<Napi::Array>();
+      auto inputs = std::make_shared<std::vector<std::string>>();
+      for (uint32_t i = 0; i < list.Length(); ++i) inputs->push_back(read_string(list.Get(i), "files[i]"));
+      const std::string output = read_string(info[1], "outFile");
+      auto* worker = new PromiseWorker(
+          info.Env(), [inputs, output] { quiver::merge_index_files(*inputs, output); },
+          [](Napi::Env env) { return env.Undefined(); });
+      worker->Queue();
+      return worker->Promise();
+    });
   }
 };
 

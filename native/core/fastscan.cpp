@@ -70,6 +70,21 @@ void FastScanIndex::compact_impl(const std::vector<bool>& keep) {
   if (store_vectors_) vectors_.compact(keep, dim());
 }
 
+void FastScanIndex::merge_impl(const Index& other) {
+  const FastScanIndex& o = static_cast<const FastScanIndex&>(other);
+  QV_CHECK(same_codec_state(pq_, o.pq_), InvalidArgument,
+           "merge: the indexes hold different codebooks (trained separately?)");
+  // Rows are re-packed rather than blocks appended: this index's last block may be partly filled.
+  const size_t m_count = pq_.m(), first = size(), n = o.size();
+  std::vector<uint32_t> sub(n * m_count);
+  for (size_t row = 0; row < n; ++row)
+    for (size_t m = 0; m < m_count; ++m) sub[row * m_count + m] = o.sub_code(row, m);
+  if (store_vectors_) vectors_.reserve(vectors_.size() + o.vectors_.size());
+  blocks_.resize((first + n + kBlock - 1) / kBlock * npairs() * kBlock);
+  put_codes(blocks_.mutable_data(), first, n, sub.data());
+  if (store_vectors_) vectors_.append(o.vectors_.data(), o.vectors_.size());
+}
+
 void FastScanIndex::reconstruct_row(size_t row, float* out) const {
   for (size_t m = 0; m < pq_.m(); ++m) {
     const size_t ds = pq_.sub_dim(m);

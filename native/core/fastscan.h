@@ -41,6 +41,7 @@ class FastScanIndex : public Index {
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
+  void merge_impl(const Index& other) override;
 
  private:
   // Writes the sub-codes of `count` rows (count × M values) at rows first … first+count−1 of `blocks`.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <typeinfo>
 #include <unordered_set>
 
 #include "error.h"
@@ -328,6 +329,39 @@ void Index::search_per_category(size_t nq, const float* queries, size_t k, const
       effective_threads(params.threads));
 }
 
+// ------------------------------------------------------------------------------------------------- merging
+
+void Index::merge_impl(const Index&) {
+  QV_THROW(Unsupported, "merge: indexes of spec " << spec() << " cannot be merged");
+}
+
+void Index::merge_from(const Index& other) {
+  QV_CHECK(&other != this, InvalidArgument, "merge: an index cannot be merged into itself");
+  QV_CHECK(typeid(*this) == typeid(other) && spec() == other.spec() && dim_ == other.dim_ &&
+               metric_ == other.metric_,
+           InvalidArgument,
+           "merge: the indexes differ (" << spec() << ", dim " << dim_ << ", " << metric_name(metric_) << " vs "
+                                         << other.spec() << ", dim " << other.dim_ << ", "
+                                         << metric_name(other.metric_) << ")");
+  QV_CHECK(is_trained() && other.is_trained(), State, "merge: both indexes must be trained");
+  for (const int64_t id : other.ids_)
+    QV_CHECK(!has(id), InvalidArgument, "merge: id " << id << " is in both indexes");
+  const size_t first = size(), n = other.size();
+  const bool categories = has_categories() || other.has_categories();
+  // Reserve the bookkeeping first so that a failed allocation leaves this index as it was.
+  ids_.reserve(first + n);
+  id_rows_.reserve(first + n);
+  if (categories) categories_.reserve(first + n);
+  merge_impl(other);
+  if (categories && !has_categories()) categories_.assign(first, kNoCategory);
+  for (size_t row = 0; row < n; ++row) {
+    ids_.push_back(other.ids_[row]);
+    id_rows_[other.ids_[row]] = first + row;
+    if (categories) categories_.push_back(other.has_categories() ? other.categories_[row] : kNoCategory);
+  }
+  next_id_ = std::max(next_id_, other.next_id_);
+}
+
 // -------------------------------------------------------------------------------------------- persistence
 //
 // Index file sections (after the container header, see io.h):
@@ -475,6 +509,11 @@ void FlatIndex::load_impl(const std::vector<Section>& sections, const std::share
   read_bulk(sections, fourcc("VECS"), "vectors", size() * dim(), source, borrow, vectors_);
 }
 
+void FlatIndex::merge_impl(const Index& other) {
+  const FlatIndex& o = static_cast<const FlatIndex&>(other);
+  vectors_.append(o.vectors_.data(), o.vectors_.size());
+}
+
 namespace {
 
 class FlatScorer : public RowScorer {
@@ -576,6 +615,23 @@ void CodecIndex::load_impl(const std::vector<Section>& sections, const std::shar
   QV_CHECK(size() <= size_t(-1) / std::max<size_t>(codec_->code_size(), 1), Corrupt, "code bytes overflow");
   read_bulk(sections, fourcc("CODE"), "codes", size() * codec_->code_size(), source, borrow, codes_);
   if (store_vectors_) read_bulk(sections, fourcc("VECS"), "vectors", size() * dim(), source, borrow, vectors_);
+}
+
+void CodecIndex::merge_impl(const Index& other) {
+  const CodecIndex& o = static_cast<const CodecIndex&>(other);
+  QV_CHECK(same_codec_state(*codec_, *o.codec_), InvalidArgument,
+           "merge: the indexes hold different codebooks (trained separately?)");
+  codes_.reserve(codes_.size() + o.codes_.size());
+  if (store_vectors_) vectors_.reserve(vectors_.size() + o.vectors_.size());
+  codes_.append(o.codes_.data(), o.codes_.size());
+  if (store_vectors_) vectors_.append(o.vectors_.data(), o.vectors_.size());
+}
+
+bool same_codec_state(const Quantizer& a, const Quantizer& b) {
+  ByteWriter wa, wb;
+  write_codec_section(a, wa);
+  write_codec_section(b, wb);
+  return wa.bytes() == wb.bytes();
 }
 
 }  // namespace quiver

@@ -143,6 +143,13 @@ class Index {
   void search_per_category(size_t nq, const float* queries, size_t k, const SearchParams& params,
                            int64_t* labels, float* distances) const;
 
+  // Appends every row of `other` after this index's rows, keeping their order, ids and categories: the result
+  // equals one index that added this index's vectors and then other's. Both must be of the same type and spec
+  // with an identical trained state (the same codebook, bit for bit); an id present in both is InvalidArgument
+  // and leaves this index unchanged. For IVF, list l becomes this list l followed by other's list l, so lists
+  // stay contiguous. `other` may be borrowed from a mapped file; this index owns its data afterwards.
+  void merge_from(const Index& other);
+
   // Serialises to the container format (io.h), magic "QVRI".
   std::vector<uint8_t> serialize() const;
   // Loads an index. With `borrow`, bulk stores point into `source` (kept alive) instead of being copied.
@@ -172,6 +179,9 @@ class Index {
                              std::vector<std::vector<Candidate>>& found) const {}
   virtual void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                          bool borrow) = 0;
+  // Appends other's rows to the subclass stores (other has this dynamic type and spec). Must throw, before
+  // changing anything, InvalidArgument when the trained states differ. The default refuses (Unsupported).
+  virtual void merge_impl(const Index& other);
 
  private:
   RowFilter build_filter(const SearchParams& params) const;
@@ -208,6 +218,7 @@ class FlatIndex : public Index {
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
+  void merge_impl(const Index& other) override;
 
  private:
   RowStore<float> vectors_;  // size() × dim
@@ -233,6 +244,7 @@ class CodecIndex : public Index {
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
+  void merge_impl(const Index& other) override;
 
  private:
   std::unique_ptr<Quantizer> codec_;
@@ -256,5 +268,7 @@ std::unique_ptr<Quantizer> deserialize_codec(const uint8_t* data, size_t size);
 // The 'CODC' section payload shared by codec files and index files.
 void write_codec_section(const Quantizer& codec, ByteWriter& out);
 std::unique_ptr<Quantizer> read_codec_section(ByteReader& in);
+// True when two codecs have the same spec and dimension and bit-identical trained state (their CODC payloads).
+bool same_codec_state(const Quantizer& a, const Quantizer& b);
 
 }  // namespace quiver

@@ -199,6 +199,31 @@ void IVFIndex::compact_impl(const std::vector<bool>& keep) {
   if (store_vectors_) vectors_.compact(keep, dim());
 }
 
+void IVFIndex::merge_impl(const Index& other) {
+  const IVFIndex& o = static_cast<const IVFIndex&>(other);
+  // Bitwise comparison: shards encoded against one codebook file carry exactly its centroids.
+  const auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  };
+  QV_CHECK(same(centroids_, o.centroids_) && same(transforms_, o.transforms_) && same_codec_state(*fine_, *o.fine_),
+           InvalidArgument, "merge: the indexes hold different codebooks (trained separately?)");
+  const size_t first = size(), n = o.size(), cs = fine_->code_size();
+  QV_CHECK(first + n < (size_t(1) << 32), InvalidArgument, "IVF indexes hold at most 2^32 − 1 vectors");
+  materialize_lists();
+  if (store_vectors_) vectors_.reserve(vectors_.size() + o.vectors_.size());
+  row_list_.reserve(first + n);
+  // other's rows keep their order after ours, so each merged list stays sorted by row, as if one add() had
+  // seen every vector.
+  for (size_t l = 0; l < nlist_; ++l) {
+    const ListView v = o.list_view(l);
+    list_codes_[l].insert(list_codes_[l].end(), v.codes, v.codes + v.count * cs);
+    list_rows_[l].reserve(list_rows_[l].size() + v.count);
+    for (size_t s = 0; s < v.count; ++s) list_rows_[l].push_back(uint32_t(first + v.rows[s]));
+  }
+  row_list_.insert(row_list_.end(), o.row_list_.begin(), o.row_list_.end());
+  if (store_vectors_) vectors_.append(o.vectors_.data(), o.vectors_.size());
+}
+
 void IVFIndex::reconstruct_row(size_t row, float* out) const {
   const size_t d = dim(), l = row_list_[row];
   const ListView v = list_view(l);

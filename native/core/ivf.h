@@ -44,6 +44,7 @@ class IVFIndex : public Index {
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
+  void merge_impl(const Index& other) override;
   bool custom_search() const override { return true; }
   void search_custom(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
                      const RowFilter& filter, const int32_t* row_group, size_t groups,

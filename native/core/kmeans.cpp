@@ -31,6 +31,7 @@ CentroidTable::CentroidTable(size_t k, size_t d, const float* centroids)
       norm += double(c[i]) * c[i];
     }
     norms_[j] = float(norm);
+    max_norm_root_ = std::max(max_norm_root_, std::sqrt(norm));
   }
 }
 
@@ -56,9 +57,50 @@ std::vector<float> subsample_rows(size_t n, size_t d, const float* x, size_t max
 size_t CentroidTable::nearest(const float* x, float* scratch) const {
   scores(x, scratch);
   size_t best = 0;
-  for (size_t j = 1; j < k_; ++j)
-    if (scratch[j] < scratch[best]) best = j;
-  return best;
+  float second = std::numeric_limits<float>::infinity();  // the runner-up's score
+  for (size_t j = 1; j < k_; ++j) {
+    if (scratch[j] < scratch[best]) {
+      second = scratch[best];
+      best = j;
+    } else if (scratch[j] < second) {
+      second = scratch[j];
+    }
+  }
+  return k_ > 1 ? break_near_ties(x, scratch, best, second) : best;
+}
+
+// Why: the SIMD levels sum the dot products in different orders, with or without FMA, so two centroids whose
+// scores differ by less than the rounding error can swap places between levels, and the same vector would get
+// different codes on different machines. Any float evaluation of s_j = ‖c_j‖² − 2⟨x, c_j⟩ (d products summed in
+// any order, the norm rounded once, one subtraction) is within γ·(‖c_j‖² + 2‖x‖‖c_j‖) of the exact value, with
+// γ ≈ (d + 2)·2⁻²⁴; we use twice that and the largest ‖c_j‖. Every centroid whose float score is within two such
+// bounds of the best may be the exact minimum, and the exact minimum always is among them at every level; the
+// candidates are re-scored in double by this scalar loop, the same code at every level, lowest score (then lowest
+// index) wins. So all levels agree. Usually the runner-up is outside the window and this costs O(d).
+size_t CentroidTable::break_near_ties(const float* x, const float* scores, size_t best, float second) const {
+  double x_norm = 0;
+  for (size_t i = 0; i < d_; ++i) x_norm += double(x[i]) * x[i];
+  const double gamma = double(d_ + 4) * std::ldexp(1.0, -23);
+  const double bound = gamma * (max_norm_root_ * max_norm_root_ + 2 * std::sqrt(x_norm) * max_norm_root_);
+  const double cut = double(scores[best]) + 2 * bound;
+  if (double(second) > cut) return best;
+  size_t winner = best;
+  double winner_score = std::numeric_limits<double>::infinity();
+  for (size_t j = 0; j < k_; ++j) {
+    if (!(double(scores[j]) <= cut)) continue;
+    double norm = 0, dot = 0;
+    for (size_t i = 0; i < d_; ++i) {
+      const double c = transposed_[i * ldc_ + j];
+      norm += c * c;
+      dot += double(x[i]) * c;
+    }
+    const double s = norm - 2 * dot;
+    if (s < winner_score) {  // strict: equal exact scores keep the lower index (j runs upwards)
+      winner_score = s;
+      winner = j;
+    }
+  }
+  return winner;
 }
 
 void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* centroids, int32_t* labels,

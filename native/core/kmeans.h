@@ -45,6 +45,9 @@ class CentroidTable {
   size_t k() const { return k_; }
   size_t d() const { return d_; }
   // Writes ‖x − c_j‖² − ‖x‖² for every centroid j into scratch (k floats); returns the index of the smallest.
+  // The choice is the same at every SIMD level: when float scores come within their rounding-error bound of
+  // the best, those candidates are re-scored in double with scalar code (ties to the lower index), so encoding
+  // is bit-reproducible across scalar / AVX2 / AVX-512 and FMA or not.
   size_t nearest(const float* x, float* scratch) const;
   // Same scores for every centroid without the argmin (for beam search and top-k probes).
   void scores(const float* x, float* out) const;
@@ -54,9 +57,14 @@ class CentroidTable {
   float norm(size_t j) const { return norms_[j]; }
 
  private:
+  // The level-independent choice among the candidates whose float score is within the error bound of the best
+  // (`second`: the runner-up's float score, which decides whether there is any such candidate).
+  size_t break_near_ties(const float* x, const float* scores, size_t best, float second) const;
+
   size_t k_, d_, ldc_;
   std::vector<float> transposed_;  // d rows × ldc_ floats
   std::vector<float> norms_;       // ‖c_j‖²
+  double max_norm_root_ = 0;       // max_j ‖c_j‖
 };
 
 }  // namespace quiver
