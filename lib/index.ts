@@ -16,3 +16,4 @@ export {
 export { formatOf, readVectors, type ReadVectorsOptions, type VectorFormat, type Vectors } from './io';
 export { kRecallAt, oneRecallAt } from './recall';
 export * from './pipeline/index';
+export * as scaleout from './scaleout/index';

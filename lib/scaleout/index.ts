@@ -1,0 +1,2 @@
+// Scale-out: file-based build steps (files.ts).
+export * from './files';
