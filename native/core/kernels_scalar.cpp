@@ -30,6 +30,11 @@ void dot_transposed_scalar(const float* x, const float* ct, size_t d, size_t k, 
   }
 }
 
+void dot_transposed_batch_scalar(const float* x, size_t nx, size_t ldx, const float* ct, size_t d, size_t k,
+                                 size_t ldc, float* out, size_t ldo) {
+  for (size_t p = 0; p < nx; ++p) dot_transposed_scalar(x + p * ldx, ct, d, k, ldc, out + p * ldo);
+}
+
 void adc_scan_u8_scalar(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out) {
   for (size_t i = 0; i < n; ++i) {
     const uint8_t* code = codes + i * m_count;
@@ -60,7 +65,7 @@ void fastscan_u4_scalar(const uint8_t* blocks, size_t nblocks, size_t npairs, co
 
 }  // namespace
 
-const Kernels kScalarKernels = {l2sqr_scalar, dot_scalar, dot_transposed_scalar, adc_scan_u8_scalar,
-                                fastscan_u4_scalar};
+const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_transposed_scalar,
+                                adc_scan_u8_scalar, fastscan_u4_scalar, dot_transposed_batch_scalar};
 
 }  // namespace quiver

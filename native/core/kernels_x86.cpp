@@ -135,6 +135,60 @@ QV_AVX2 void adc_scan_u8_avx2(const uint8_t* codes, size_t n, size_t m_count, co
   }
 }
 
+// P vectors × 16 centroids per step: 2P accumulators of 8 lanes, each lane a chain of FMAs over i exactly as in
+// dot_transposed_avx2 (whose 32- and 8-wide blocks compute every lane the same way); the columns past the last
+// multiple of 8 take the same scalar expression as there.
+template <size_t P>
+QV_AVX2 inline void dot_transposed_rows_avx2(const float* x, size_t ldx, const float* ct, size_t d, size_t k,
+                                             size_t ldc, float* out, size_t ldo) {
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    __m256 acc[P][2];
+    for (size_t p = 0; p < P; ++p) acc[p][0] = acc[p][1] = _mm256_setzero_ps();
+    const float* col = ct + j;
+    for (size_t i = 0; i < d; ++i, col += ldc) {
+      const __m256 c0 = _mm256_loadu_ps(col), c1 = _mm256_loadu_ps(col + 8);
+      for (size_t p = 0; p < P; ++p) {
+        const __m256 xi = _mm256_broadcast_ss(x + p * ldx + i);
+        acc[p][0] = _mm256_fmadd_ps(xi, c0, acc[p][0]);
+        acc[p][1] = _mm256_fmadd_ps(xi, c1, acc[p][1]);
+      }
+    }
+    for (size_t p = 0; p < P; ++p) {
+      _mm256_storeu_ps(out + p * ldo + j, acc[p][0]);
+      _mm256_storeu_ps(out + p * ldo + j + 8, acc[p][1]);
+    }
+  }
+  for (; j + 8 <= k; j += 8) {
+    __m256 acc[P];
+    for (size_t p = 0; p < P; ++p) acc[p] = _mm256_setzero_ps();
+    const float* col = ct + j;
+    for (size_t i = 0; i < d; ++i, col += ldc) {
+      const __m256 c0 = _mm256_loadu_ps(col);
+      for (size_t p = 0; p < P; ++p) acc[p] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + p * ldx + i), c0, acc[p]);
+    }
+    for (size_t p = 0; p < P; ++p) _mm256_storeu_ps(out + p * ldo + j, acc[p]);
+  }
+  for (; j < k; ++j)
+    for (size_t p = 0; p < P; ++p) {
+      float sum = 0;
+      for (size_t i = 0; i < d; ++i) sum += x[p * ldx + i] * ct[i * ldc + j];
+      out[p * ldo + j] = sum;
+    }
+}
+
+QV_AVX2 void dot_transposed_batch_avx2(const float* x, size_t nx, size_t ldx, const float* ct, size_t d, size_t k,
+                                       size_t ldc, float* out, size_t ldo) {
+  size_t p = 0;
+  for (; p + 4 <= nx; p += 4) dot_transposed_rows_avx2<4>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo);
+  switch (nx - p) {
+    case 3: dot_transposed_rows_avx2<3>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo); break;
+    case 2: dot_transposed_rows_avx2<2>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo); break;
+    case 1: dot_transposed_rows_avx2<1>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo); break;
+    default: break;
+  }
+}
+
 QV_AVX512 float l2sqr_avx512(const float* a, const float* b, size_t d) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   size_t i = 0;
@@ -283,12 +337,63 @@ QV_AVX512 void fastscan_u4_avx512(const uint8_t* blocks, size_t nblocks, size_t 
   }
 }
 
+// P vectors × 64 centroids per step (4P accumulators, 16 lanes each), then masked 16-wide tails: every lane is
+// the chain of FMAs over i of dot_transposed_avx512.
+template <size_t P>
+QV_AVX512 inline void dot_transposed_rows_avx512(const float* x, size_t ldx, const float* ct, size_t d, size_t k,
+                                                 size_t ldc, float* out, size_t ldo) {
+  size_t j = 0;
+  for (; j + 64 <= k; j += 64) {
+    __m512 acc[P][4];
+    for (size_t p = 0; p < P; ++p) acc[p][0] = acc[p][1] = acc[p][2] = acc[p][3] = _mm512_setzero_ps();
+    const float* col = ct + j;
+    for (size_t i = 0; i < d; ++i, col += ldc) {
+      const __m512 c0 = _mm512_loadu_ps(col), c1 = _mm512_loadu_ps(col + 16), c2 = _mm512_loadu_ps(col + 32),
+                   c3 = _mm512_loadu_ps(col + 48);
+      for (size_t p = 0; p < P; ++p) {
+        const __m512 xi = _mm512_set1_ps(x[p * ldx + i]);
+        acc[p][0] = _mm512_fmadd_ps(xi, c0, acc[p][0]);
+        acc[p][1] = _mm512_fmadd_ps(xi, c1, acc[p][1]);
+        acc[p][2] = _mm512_fmadd_ps(xi, c2, acc[p][2]);
+        acc[p][3] = _mm512_fmadd_ps(xi, c3, acc[p][3]);
+      }
+    }
+    for (size_t p = 0; p < P; ++p)
+      for (size_t q = 0; q < 4; ++q) _mm512_storeu_ps(out + p * ldo + j + 16 * q, acc[p][q]);
+  }
+  for (; j < k; j += 16) {
+    const size_t left = k - j;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    __m512 acc[P];
+    for (size_t p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
+    const float* col = ct + j;
+    for (size_t i = 0; i < d; ++i, col += ldc) {
+      const __m512 c0 = _mm512_maskz_loadu_ps(mask, col);
+      for (size_t p = 0; p < P; ++p) acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(x[p * ldx + i]), c0, acc[p]);
+    }
+    for (size_t p = 0; p < P; ++p) _mm512_mask_storeu_ps(out + p * ldo + j, mask, acc[p]);
+  }
+}
+
+QV_AVX512 void dot_transposed_batch_avx512(const float* x, size_t nx, size_t ldx, const float* ct, size_t d,
+                                           size_t k, size_t ldc, float* out, size_t ldo) {
+  size_t p = 0;
+  for (; p + 4 <= nx; p += 4) dot_transposed_rows_avx512<4>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo);
+  switch (nx - p) {
+    case 3: dot_transposed_rows_avx512<3>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo); break;
+    case 2: dot_transposed_rows_avx512<2>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo); break;
+    case 1: dot_transposed_rows_avx512<1>(x + p * ldx, ldx, ct, d, k, ldc, out + p * ldo, ldo); break;
+    default: break;
+  }
+}
+
 }  // namespace
 
-const Kernels kAvx2Kernels = {l2sqr_avx2, dot_avx2, dot_transposed_avx2, adc_scan_u8_avx2, fastscan_u4_avx2};
+const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
+                              adc_scan_u8_avx2, fastscan_u4_avx2, dot_transposed_batch_avx2};
 // The 8-bit ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2 kernel.
-const Kernels kAvx512Kernels = {l2sqr_avx512, dot_avx512, dot_transposed_avx512, adc_scan_u8_avx2,
-                                fastscan_u4_avx512};
+const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
+                                adc_scan_u8_avx2, fastscan_u4_avx512, dot_transposed_batch_avx512};
 
 }  // namespace quiver
 

@@ -32,6 +32,12 @@ struct Kernels {
   // (so callers skip whole blocks). lut: 2·npairs rows of 16 uint8; out: nblocks × 32; block_min: nblocks.
   void (*fastscan_u4)(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
                       uint16_t* block_min);
+  // dot_transposed for nx vectors at once: out[p·ldo + j] = Σ_i x[p·ldx + i] · ct[i·ldc + j] for p < nx, j < k.
+  // Several vectors share every load of the table, which a one-vector call streams whole from cache each
+  // time (k-means assignment and beam search are bound by that). Every output is computed with exactly the
+  // operations of dot_transposed, so both give bit-identical results.
+  void (*dot_transposed_batch)(const float* x, size_t nx, size_t ldx, const float* ct, size_t d, size_t k,
+                               size_t ldc, float* out, size_t ldo);
 };
 
 // Kernels of the active level.

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "linalg.h"
 #include "random.h"
+#include "simd.h"
 #include "test_util.h"
 
 using namespace quiver;
@@ -251,4 +252,30 @@ TEST_CASE("linalg: PCA finds planted axes and variances; d=512 eigen stays fast"
     resid = std::max(resid, std::fabs(s - values[0] * vecs[r]));
   }
   CHECK_MSG(resid < 1e-9, "residual " << resid);
+}
+
+TEST_CASE("kernels: dot_transposed_batch is bit-identical to dot_transposed at every SIMD level") {
+  for (SimdLevel level : supported_simd_levels()) {
+    const Kernels& k = kernels_for(level);
+    for (size_t d : {1, 7, 16, 33, 128}) {
+      for (size_t count : {1, 5, 8, 15, 16, 17, 40, 64, 100, 256}) {
+        for (size_t nx : {1, 2, 3, 4, 5, 9}) {
+          const size_t ldc = count + 5, ldx = d + 3, ldo = count + 2;
+          const auto ct = qvtest::random_floats(d * ldc, count + d);
+          const auto x = qvtest::random_floats(nx * ldx, nx + 100 * d);
+          std::vector<float> batch(nx * ldo, -7.0f), one(count), ref(count);
+          k.dot_transposed_batch(x.data(), nx, ldx, ct.data(), d, count, ldc, batch.data(), ldo);
+          for (size_t p = 0; p < nx; ++p) {
+            k.dot_transposed(x.data() + p * ldx, ct.data(), d, count, ldc, one.data());
+            kScalarKernels.dot_transposed(x.data() + p * ldx, ct.data(), d, count, ldc, ref.data());
+            for (size_t j = 0; j < count; ++j) {
+              CHECK(batch[p * ldo + j] == one[j]);
+              CHECK_NEAR(batch[p * ldo + j], ref[j], 1e-4 * d);
+            }
+            for (size_t j = count; j < ldo; ++j) CHECK(batch[p * ldo + j] == -7.0f);  // padding untouched
+          }
+        }
+      }
+    }
+  }
 }
