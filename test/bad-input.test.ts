@@ -66,7 +66,7 @@ const cases: Case[] = [
   ['search: unknown option', () => flat.searchSync(data.subarray(0, dim), 1, { efSearch: 3 } as never), TypeError, /unknown option "efSearch"/],
   ['search: options not an object', () => flat.searchSync(data.subarray(0, dim), 1, 7 as never), TypeError, /options: expected an options object, got 7/],
   // Codec
-  ['codec: spec Flat is no codec', () => Codec.trainSync('Flat', data, { dim }), RangeError, /expected a codec spec/],
+  ['codec: spec Flat is no codec', () => Codec.trainSync('Flat', data, { dim }), RangeError, /spec "Flat": unknown component "Flat"; expected PQ/],
   ['codec: metric is not a codec option', () => Codec.trainSync('PQ2x4', data, { dim, metric: 'l2' } as never), TypeError, /unknown option "metric"/],
   ['codec: encode wrong dim', () => codec.encode(new Float32Array(3)), RangeError, /vectors: .*multiple of dim 8/],
   ['codec: decode wrong type', () => codec.decode(new Float32Array(4) as never), TypeError, /codes: expected a Uint8Array/],
