@@ -127,11 +127,19 @@ QV_AVX2 void adc_scan_u8_avx2(const uint8_t* codes, size_t n, size_t m_count, co
     out[i + 2] = a2 + b2;
     out[i + 3] = a3 + b3;
   }
+  // The last n mod 4 codes are summed in the same order as above (even and odd sub-quantizers apart, then
+  // added), so a code's score does not depend on its position in the batch: an index merged from shards, or
+  // compacted by remove(), scores every code bit for bit as before.
   for (; i < n; ++i) {
     const uint8_t* code = codes + i * m_count;
-    float sum = 0;
-    for (size_t m = 0; m < m_count; ++m) sum += lut[m * 256 + code[m]];
-    out[i] = sum;
+    float a = 0, b = 0;
+    size_t m = 0;
+    for (; m + 2 <= m_count; m += 2) {
+      a += lut[m * 256 + code[m]];
+      b += lut[(m + 1) * 256 + code[m + 1]];
+    }
+    if (m < m_count) a += lut[m * 256 + code[m]];
+    out[i] = a + b;
   }
 }
 

@@ -2,6 +2,7 @@
 // merging of separately encoded shards into the bytes of a one-machine build, and the merge's refusals.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <unistd.h>
@@ -261,4 +262,30 @@ TEST_CASE("shards: merge_index_files writes the merged file and names the file t
   CHECK_THROWS_CODE(merge_index_files({}, out), InvalidArgument);
   for (const auto& f : files) std::remove(f.c_str());
   std::remove(out.c_str());
+}
+
+TEST_CASE("shards: an 8-bit ADC score does not depend on the code's position in the scanned batch") {
+  // Shards and the merged index hold the same codes at different positions; their distances must be equal.
+  const size_t n = 23;
+  for (size_t m : {1, 7, 8, 16}) {
+    std::vector<uint8_t> codes(n * m);
+    const auto noise = qvtest::random_floats(n * m + m * 256, 101 + m);
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t((noise[i] + 1) * 127.9f);
+    std::vector<float> lut(m * 256);
+    for (size_t i = 0; i < lut.size(); ++i) lut[i] = noise[codes.size() + i] * 1000.0f + 0.1f * float(i % 7);
+    for (SimdLevel level : supported_simd_levels()) {
+      const Kernels& k = kernels_for(level);
+      std::vector<float> batch(n), alone(1);
+      k.adc_scan_u8(codes.data(), n, m, lut.data(), batch.data());
+      size_t differ = 0;
+      for (size_t i = 0; i < n; ++i) {
+        k.adc_scan_u8(codes.data() + i * m, 1, m, lut.data(), alone.data());
+        differ += std::memcmp(&alone[0], &batch[i], sizeof(float)) != 0;
+        std::vector<float> tail(n - i);
+        k.adc_scan_u8(codes.data() + i * m, n - i, m, lut.data(), tail.data());
+        differ += std::memcmp(tail.data(), &batch[i], tail.size() * sizeof(float)) != 0;
+      }
+      CHECK_MSG(differ == 0, simd_level_name(level) << ", M=" << m << ": " << differ << " scores depend on the position");
+    }
+  }
 }
