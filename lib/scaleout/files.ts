@@ -66,8 +66,8 @@ export interface MergedInfo {
   sha256: string;
   bytes: number;
   count: number;
-  /** The merged shards, in merge order (ascending shardId). */
-  shards: { shardId: number; sha256: string; count: number }[];
+  /** The merged shards, in merge order (ascending shardId), with the absolute path each was read from. */
+  shards: { shardId: number; path: string; sha256: string; count: number }[];
   codebook: CodebookRef;
 }
 
@@ -336,7 +336,7 @@ export async function mergeShards(files: readonly string[], outFile: string, opt
     sha256: await sha256File(out),
     bytes: (await fs.promises.stat(out)).size,
     count: shards.reduce((sum, s) => sum + s.count, 0),
-    shards: shards.map((s) => ({ shardId: s.shardId, sha256: s.sha256, count: s.count })),
+    shards: shards.map((s) => ({ shardId: s.shardId, path: s.path, sha256: s.sha256, count: s.count })),
     codebook: shards[0].codebook,
   };
   await writeManifest(info);
