@@ -1,5 +1,5 @@
-// Scale-out: file-based build steps (files.ts) and a distributed build on BullMQ (bullmq.ts). The job system's
-// package is an optional peer, loaded only when its functions are called.
+// Scale-out: file-based build steps (files.ts), a distributed build on BullMQ (bullmq.ts) and distributed search
+// on NATS (nats.ts). The job systems' packages are optional peers, loaded only when their functions are called.
 export * from './files';
 export {
   buildDistributed,
@@ -11,3 +11,12 @@ export {
   type DistributedBuildOptions,
   type RedisConnection,
 } from './bullmq';
+export {
+  ShardedSearchClient,
+  serveShard,
+  type SearchClientOptions,
+  type ShardServer,
+  type ShardServerOptions,
+  type ShardedSearchOptions,
+  type ShardedSearchResult,
+} from './nats';
