@@ -76,9 +76,10 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'training seed', integer('--seed', 0), 1234)
     .option('--threads <n>', 'threads (0 = all)', integer('--threads', 0), 0)
     .option('--refine <n>', 'refine factor for specs ending in ",Refine"', integer('--refine', 1), 10)
+    .option('--nprobe <n>', 'lists visited by IVF specs', integer('--nprobe', 1), 16)
     .option('--json', 'print the results as JSON')
     .option('--no-progress', 'no progress bar')
-    .action(async (opts: { specs: string; seed: number; threads: number; refine: number; json?: boolean; progress: boolean }) => {
+    .action(async (opts: { specs: string; seed: number; threads: number; refine: number; nprobe: number; json?: boolean; progress: boolean }) => {
       const showBar = opts.progress && !opts.json && process.stderr.isTTY;
       const bar = new cliProgress.SingleBar(
         { format: 'training {spec} [{bar}] {phase} {stage}/{stages} it {iteration} mse {mse}', hideCursor: true, clearOnComplete: true },
@@ -89,6 +90,7 @@ export function buildProgram(): Command {
         seed: opts.seed,
         threads: opts.threads,
         refine: opts.refine,
+        nprobe: opts.nprobe,
         onTrainStart: (spec) => {
           if (showBar) bar.start(1, 0, { spec, phase: '', stage: 0, stages: 0, iteration: 0, mse: '' });
           else if (!opts.json) process.stderr.write(`training ${spec}…\n`);
@@ -105,7 +107,7 @@ export function buildProgram(): Command {
         },
       });
       if (opts.json) console.log(JSON.stringify(result, null, 2));
-      else console.log(formatDemo(result, opts.refine));
+      else console.log(formatDemo(result, opts.refine, opts.nprobe));
     });
 
   program

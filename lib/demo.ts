@@ -13,6 +13,8 @@ export interface DemoOptions {
   threads?: number;
   /** Refine factor used for specs that end in ",Refine". */
   refine?: number;
+  /** Inverted lists visited by IVF specs (default 16). */
+  nprobe?: number;
   onTrainStart?: (spec: string) => void;
   onProgress?: (spec: string, p: TrainProgress) => void;
   onTrainEnd?: (spec: string) => void;
@@ -40,7 +42,16 @@ export interface DemoResult {
   rows: DemoRow[];
 }
 
-export const DEFAULT_DEMO_SPECS = ['Flat', 'PQ8x8', 'PQ16x8', 'PQ32x8', 'PQ16x8,Refine'];
+export const DEFAULT_DEMO_SPECS = [
+  'Flat',
+  'PQ8x8',
+  'PQ16x8',
+  'PQ32x8',
+  'PQ32x4fs',
+  'IVF64,PQ16x8',
+  'IVF64,TRQ,PQ16x8',
+  'IVF64,PQ16x8,Refine',
+];
 
 export function demoDataDir(): string {
   return path.join(packageRoot(), 'data', 'bigann10k');
@@ -82,7 +93,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     t0 = performance.now();
     await index.add(base.data as Float32Array);
     const addSeconds = (performance.now() - t0) / 1000;
-    const searchOptions = { refine: spec.endsWith(',Refine') ? refine : 1, threads: options.threads };
+    const searchOptions = { refine: spec.endsWith(',Refine') ? refine : 1, nprobe: options.nprobe ?? 16, threads: options.threads };
     const result = await index.search(queries.data as Float32Array, k, searchOptions);
     const qdata = queries.data as Float32Array;
     const batchQps = rate(() => index.searchSync(qdata, k, searchOptions)) * queries.n;
@@ -109,10 +120,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   return { dataset: 'SIFT slice (bigann10k, held-out split)', base: base.n, queries: queries.n, dim, simd: simdLevel(), rows };
 }
 
-export function formatDemo(result: DemoResult, refine = 10): string {
+function searchNote(spec: string, refine: number, nprobe: number): string {
+  const notes = [spec.startsWith('IVF') ? `nprobe ${nprobe}` : '', spec.endsWith(',Refine') ? `refine ${refine}` : ''];
+  const text = notes.filter(Boolean).join(', ');
+  return text ? ` (${text})` : '';
+}
+
+export function formatDemo(result: DemoResult, refine = 10, nprobe = 16): string {
   const header = ['spec', 'bytes/vec', 'train s', 'add s', 'batch q/s', 'single q/s', 'R@1', 'R@10', 'R@100', '10-R@10'];
   const lines = result.rows.map((r) => [
-    r.spec + (r.spec.endsWith(',Refine') ? ` (refine ${refine})` : ''),
+    r.spec + searchNote(r.spec, refine, nprobe),
     String(r.bytesPerVector),
     r.trainSeconds.toFixed(2),
     r.addSeconds.toFixed(3),
