@@ -7,6 +7,7 @@ import {
   type NativeAddArgs,
   type NativeCodec,
   type NativeIndex,
+  type NativeProgress,
   type NativeSearchArgs,
   type NativeTrainOptions,
 } from './native';
@@ -14,19 +15,12 @@ import { describe, expectInteger, expectOptions, expectString, expectVectors, op
 
 export type Metric = 'l2' | 'ip' | 'cosine';
 
-/** One training progress report: which phase and sub-problem, which iteration, the current error. */
-export interface TrainProgress {
-  /** What is being trained: 'kmeans', 'pq' (one sub-quantizer per stage), 'coarse' (IVF lists), 'trq', … */
-  phase: string;
-  /** Which sub-problem of the phase (0-based), out of `stages`. */
-  stage: number;
-  stages: number;
-  /** 1-based iteration within the stage, out of `iterations` planned. */
-  iteration: number;
-  iterations: number;
-  /** Mean squared error per training vector after this iteration. */
-  error: number;
-}
+/**
+ * One training progress report: `phase` ('kmeans', 'pq', 'coarse', 'trq', …), which sub-problem (`stage` of
+ * `stages`, 0-based), the 1-based `iteration` of `iterations`, and `error`, the mean squared error per training
+ * vector after that iteration.
+ */
+export interface TrainProgress extends NativeProgress {}
 
 export interface TrainOptions {
   /** Vector dimension (required). */
@@ -154,17 +148,18 @@ function checkCategories(value: unknown, name: string, expectedLength?: number):
   return out;
 }
 
-function checkFilter(value: unknown): BigInt64Array {
+/** A BigInt64Array as is, or an array of bigint ids copied into one. */
+function toIdArray(value: unknown, name: string): BigInt64Array {
   if (value instanceof BigInt64Array) return value;
   if (Array.isArray(value)) {
     const out = new BigInt64Array(value.length);
     value.forEach((id, i) => {
-      if (typeof id !== 'bigint') throw new TypeError(`options.filter: expected bigint ids, got ${describe(id)} at ${i}`);
+      if (typeof id !== 'bigint') throw new TypeError(`${name}: expected bigint ids, got ${describe(id)} at ${i}`);
       out[i] = id;
     });
     return out;
   }
-  throw new TypeError(`options.filter: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
+  throw new TypeError(`${name}: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
 }
 
 function checkPath(path: unknown): string {
@@ -291,11 +286,11 @@ export class Index {
 
   /** Removes the vectors with these ids (absent ids are skipped); resolves to how many were removed. */
   async remove(ids: BigInt64Array | readonly bigint[]): Promise<number> {
-    return this.#native.remove(this.#checkIdList(ids));
+    return this.#native.remove(toIdArray(ids, 'ids'));
   }
 
   removeSync(ids: BigInt64Array | readonly bigint[]): number {
-    return this.#native.removeSync(this.#checkIdList(ids));
+    return this.#native.removeSync(toIdArray(ids, 'ids'));
   }
 
   has(id: bigint): boolean {
@@ -343,7 +338,7 @@ export class Index {
     const nq = expectVectors(queries, 'queries', this.dim);
     expectInteger(k, 'k', 1, MAX_K);
     const o = expectOptions<SearchOptions>(options, 'options', SEARCH_KEYS);
-    const filter = o.filter === undefined ? null : checkFilter(o.filter);
+    const filter = o.filter === undefined ? null : toIdArray(o.filter, 'options.filter');
     const categories = o.categories === undefined ? null : checkCategories(o.categories, 'options.categories');
     let perGroup = k as number;
     if (o.perCategory !== undefined && o.perCategory !== false) {
@@ -371,19 +366,6 @@ export class Index {
       perCategory,
     ];
     return { args, perGroup, groups: perCategory ? categories! : undefined };
-  }
-
-  #checkIdList(ids: unknown): BigInt64Array {
-    if (ids instanceof BigInt64Array) return ids;
-    if (Array.isArray(ids)) {
-      const out = new BigInt64Array(ids.length);
-      ids.forEach((id, i) => {
-        if (typeof id !== 'bigint') throw new TypeError(`ids: expected bigint ids, got ${describe(id)} at ${i}`);
-        out[i] = id;
-      });
-      return out;
-    }
-    throw new TypeError(`ids: expected a BigInt64Array or an array of bigint ids, got ${describe(ids)}`);
   }
 
   #checkId(id: unknown): bigint {
