@@ -11,8 +11,9 @@
 //
 // Determinism: encoding depends only on the codebook and the vectors, not on the SIMD level or thread count
 // (native/core/kmeans.cpp breaks near-ties of the nearest-centroid choice the same way at every level), so a
-// shard's bytes are reproducible anywhere. This holds for Flat, PQ, PQ…fs and IVF,PQ specs (with or without
-// Refine); codecs whose encoder goes through learnt rotations or beam search (OPQ, RQ, TRQ) are not covered yet.
+// shard's bytes are reproducible anywhere. This holds for Flat, PQ, PQ…fs, IVF,PQ and IVF,TRQ,PQ specs (with or
+// without Refine; IVF rotates residuals in a fixed summation order when encoding); codecs whose own encoders go
+// through SIMD rotations or beam search (OPQ, RQ, TRQ as a codec) are not covered yet.
 //
 // Global order: the merged index holds the shards' rows by ascending shardId, each shard's rows in the order
 // they were given to encodeShard. Cut one sequence of vectors into contiguous runs, encode run i as shard i,

@@ -45,7 +45,27 @@ std::string IVFIndex::spec() const {
 
 void IVFIndex::rebuild_coarse() { coarse_ = std::make_unique<CentroidTable>(nlist_, dim(), centroids_.data()); }
 
-void IVFIndex::list_residual(size_t list, const float* x, float* out) const {
+namespace {
+
+// y = M x (M: d × d, row-major) with one summation order whatever the SIMD level: 8 interleaved partial sums in
+// plain C++, added pairwise. kernels().dot sums in an order that depends on the level, so codes encoded from its
+// output could differ between machines; the compiler may vectorise these independent sums, which keeps each
+// one's order, so the bits do not change.
+void matvec_fixed_order(size_t d, const float* m, const float* x, float* y) {
+  for (size_t i = 0; i < d; ++i) {
+    const float* row = m + i * d;
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (size_t l = 0; l < 8; ++l) s[l] += row[j + l] * x[j + l];
+    for (size_t l = 0; j < d; ++j, ++l) s[l] += row[j] * x[j];
+    y[i] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  }
+}
+
+}  // namespace
+
+void IVFIndex::list_residual(size_t list, const float* x, float* out, bool fixed_order) const {
   const size_t d = dim();
   const float* c = &centroids_[list * d];
   if (!local_transforms_) {
@@ -54,7 +74,10 @@ void IVFIndex::list_residual(size_t list, const float* x, float* out) const {
   }
   std::vector<float> r(d);
   for (size_t j = 0; j < d; ++j) r[j] = x[j] - c[j];
-  matvec(d, d, &transforms_[list * d * d], r.data(), out);
+  if (fixed_order)
+    matvec_fixed_order(d, &transforms_[list * d * d], r.data(), out);
+  else
+    matvec(d, d, &transforms_[list * d * d], r.data(), out);
 }
 
 IVFIndex::ListView IVFIndex::list_view(size_t list) const {
@@ -158,7 +181,7 @@ void IVFIndex::add_impl(size_t n, const float* x, int threads) {
   default_pool().parallel_for(
       n, 256,
       [&](size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) list_residual(size_t(labels[i]), x + i * d, &residuals[i * d]);
+        for (size_t i = begin; i < end; ++i) list_residual(size_t(labels[i]), x + i * d, &residuals[i * d], true);
       },
       effective_threads(threads));
   std::vector<uint8_t> codes(n * cs);

@@ -60,7 +60,8 @@ class IVFIndex : public Index {
 
  private:
   // Residual of x for list l, rotated when the index has transforms: out = R_l (x − c_l). out: dim floats.
-  void list_residual(size_t list, const float* x, float* out) const;
+  // With fixed_order the rotation sums in one order at every SIMD level (for encoding: reproducible codes).
+  void list_residual(size_t list, const float* x, float* out, bool fixed_order = false) const;
   void materialize_lists();
   // (Re)builds the coarse centroid table used for assignment and probing.
   void rebuild_coarse();

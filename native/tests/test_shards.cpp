@@ -122,7 +122,7 @@ TEST_CASE("shards: encoding the SIFT slice gives the same bytes at every SIMD le
   set_simd_level(best_supported_simd_level());
   for (const auto& data : sets) {
     const size_t rows = data.size() / 128;
-    for (const char* spec : {"IVF16,PQ16x8", "PQ16x8", "PQ16x4fs"}) {
+    for (const char* spec : {"IVF16,PQ16x8", "PQ16x8", "PQ16x4fs", "IVF16,TRQ,PQ16x8"}) {
       std::unique_ptr<Index> codebook;
       try {
         codebook = trained(spec, 128, rows, data.data(), Metric::L2);
