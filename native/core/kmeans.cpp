@@ -54,19 +54,35 @@ std::vector<float> subsample_rows(size_t n, size_t d, const float* x, size_t max
   return out;
 }
 
+void CentroidTable::dots_batch(const float* x, size_t nx, size_t ldx, float* out, size_t ldo) const {
+  kernels().dot_transposed_batch(x, nx, ldx, transposed_.data(), d_, k_, ldc_, out, ldo);
+}
+
+void CentroidTable::scores_batch(const float* x, size_t nx, size_t ldx, float* out, size_t ldo) const {
+  dots_batch(x, nx, ldx, out, ldo);
+  for (size_t p = 0; p < nx; ++p) {
+    float* row = out + p * ldo;
+    for (size_t j = 0; j < k_; ++j) row[j] = norms_[j] - 2 * row[j];
+  }
+}
+
 size_t CentroidTable::nearest(const float* x, float* scratch) const {
   scores(x, scratch);
+  return nearest_in_scores(x, scratch);
+}
+
+size_t CentroidTable::nearest_in_scores(const float* x, const float* score_row) const {
   size_t best = 0;
   float second = std::numeric_limits<float>::infinity();  // the runner-up's score
   for (size_t j = 1; j < k_; ++j) {
-    if (scratch[j] < scratch[best]) {
-      second = scratch[best];
+    if (score_row[j] < score_row[best]) {
+      second = score_row[best];
       best = j;
-    } else if (scratch[j] < second) {
-      second = scratch[j];
+    } else if (score_row[j] < second) {
+      second = score_row[j];
     }
   }
-  return k_ > 1 ? break_near_ties(x, scratch, best, second) : best;
+  return k_ > 1 ? break_near_ties(x, score_row, best, second) : best;
 }
 
 // Why: the SIMD levels sum the dot products in different orders, with or without FMA, so two centroids whose
@@ -107,15 +123,23 @@ void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* c
                     float* dists, int threads) {
   const CentroidTable table(k, d, centroids);
   const Kernels& kern = kernels();
+  // Points go through the table in groups that share its loads; the scores are the same as one point at a
+  // time, and so is the choice (nearest_in_scores), about twice as fast at K = 256, d = 128.
+  constexpr size_t kGroup = 8;
   default_pool().parallel_for(
       n, 256,
       [&](size_t begin, size_t end) {
-        std::vector<float> scratch(k);
-        for (size_t i = begin; i < end; ++i) {
-          const float* xi = x + i * d;
-          const size_t best = table.nearest(xi, scratch.data());
-          labels[i] = int32_t(best);
-          if (dists) dists[i] = std::max(0.0f, scratch[best] + kern.dot(xi, xi, d));
+        std::vector<float> scratch(kGroup * k);
+        for (size_t g = begin; g < end; g += kGroup) {
+          const size_t count = std::min(kGroup, end - g);
+          table.scores_batch(x + g * d, count, d, scratch.data(), k);
+          for (size_t p = 0; p < count; ++p) {
+            const float* xi = x + (g + p) * d;
+            const float* s = &scratch[p * k];
+            const size_t best = table.nearest_in_scores(xi, s);
+            labels[g + p] = int32_t(best);
+            if (dists) dists[g + p] = std::max(0.0f, s[best] + kern.dot(xi, xi, d));
+          }
         }
       },
       effective_threads(threads));

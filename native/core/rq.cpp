@@ -142,8 +142,9 @@ void RQBeamSearch::run(size_t first, size_t last, size_t width) {
   for (size_t l = first; l < last; ++l) {
     const CentroidTable& table = rq_.table(l);
     scores_.resize(count_ * k);
-    // ‖r − c‖² = ‖r‖² + (‖c‖² − 2⟨r, c⟩): the table gives the bracket for all codewords in one SIMD pass.
-    for (size_t e = 0; e < count_; ++e) table.scores(&residuals_[e * d], &scores_[e * k]);
+    // ‖r − c‖² = ‖r‖² + (‖c‖² − 2⟨r, c⟩): the table gives the bracket for all codewords and entries in one
+    // SIMD pass.
+    table.scores_batch(residuals_.data(), count_, d, scores_.data(), k);
     select(width);
     advance(l, true);
   }
@@ -487,8 +488,7 @@ void ResidualQuantizer::search_block(const float* x, size_t count, RQBeamSearch*
   const size_t d = dim(), L = stages_, K = ksub_;
   const bool cross = uses_cross_tables();
   if (cross)
-    for (size_t l = 0; l < L; ++l)
-      for (size_t v = 0; v < count; ++v) tables_[l].dots(x + v * d, dots + (v * L + l) * K);
+    for (size_t l = 0; l < L; ++l) tables_[l].dots_batch(x, count, d, dots + l * K, L * K);
   for (size_t v = 0; v < count; ++v) searchers[v].start(x + v * d, cross ? dots + v * L * K : nullptr);
   for (size_t l = 0; l < L; ++l)
     for (size_t v = 0; v < count; ++v) searchers[v].step(l, options_.beam);
