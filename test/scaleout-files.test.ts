@@ -2,6 +2,7 @@
 // real SIFT data), merges byte-identical however the vectors were split, search over the mapped merged file,
 // and the refusals (other codebook, changed files, repeated shards, colliding ids, bad arguments).
 import * as fs from 'node:fs';
+import Module from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
@@ -159,4 +160,27 @@ t.test('bad arguments name the argument', async (t) => {
   t.throws(() => scaleout.planShards(10, 0), { name: 'RangeError', message: /^shards:/ });
   t.same(scaleout.planShards(10, 4).map((p) => p.count), [3, 3, 2, 2]);
   await t.rejects(buildLocal(undefined as never), { name: 'TypeError', message: /^options:/ });
+});
+
+t.test('without bullmq or nats installed, the error names the package to install', async (t) => {
+  // Node's resolver is made to miss both packages, as on a machine where they were never installed.
+  const mod = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
+  const resolve = mod._resolveFilename;
+  mod._resolveFilename = function (request: string, ...rest: unknown[]) {
+    if (request === 'bullmq' || request === 'nats') {
+      throw Object.assign(new Error(`Cannot find module '${request}'`), { code: 'MODULE_NOT_FOUND' });
+    }
+    return resolve.call(this, request, ...rest);
+  };
+  t.teardown(() => {
+    mod._resolveFilename = resolve;
+  });
+  await t.rejects(scaleout.startBuildWorker({ connection: { port: 1 } }), {
+    code: 'ERR_QUIVER_MISSING_PACKAGE',
+    message: /startBuildWorker .*needs the optional package "bullmq".*npm install bullmq/,
+  });
+  await t.rejects(scaleout.ShardedSearchClient.connect({ servers: 'nats://127.0.0.1:1', shards: 1, dim: 4 }), {
+    code: 'ERR_QUIVER_MISSING_PACKAGE',
+    message: /needs the optional package "nats".*npm install nats/,
+  });
 });
