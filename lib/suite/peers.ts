@@ -403,7 +403,7 @@ export function runPythonPeer(python: string, script: string, command: string, r
       if (onStderrLine) for (const line of String(chunk).split('\n')) if (line.trim()) onStderrLine(line);
     });
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       if (code === 0) {
         try {
           resolve(JSON.parse(stdout));
@@ -414,7 +414,7 @@ export function runPythonPeer(python: string, script: string, command: string, r
       }
       // faiss's own errors end the traceback; its clustering warnings precede it.
       const last = stderr.trim().split('\n').filter((l) => !l.startsWith('WARNING')).pop() ?? '';
-      reject(new Error(`faiss peer exited with code ${code}: ${last}`));
+      reject(new Error(signal ? `faiss peer killed by ${signal}` : `faiss peer exited with code ${code}: ${last}`));
     });
     child.stdin.end(JSON.stringify(request));
   });

@@ -147,7 +147,7 @@ export function formatMarkdown(result: SuiteResult): string {
       `Each q/s figure is the best of ${plan.rounds} rounds of at least ${plan.minSeconds} s each, after one warm-up call. "1t" = one thread, "all" = ${plan.threads} threads; ` +
       'batch = all queries in one call, single = one query per call (synchronous where the library allows). ' +
       '1-R@R = faiss\'s 1-recall@R (true nearest neighbour within the first R); k-R@k = ann-benchmarks\' k-recall@k. ' +
-      'RSS Δ = resident memory after building minus before. Training uses all threads.',
+      'RSS Δ = resident memory after building minus before (negative where memory from earlier steps was returned meanwhile). Training uses all threads.',
     '',
     ...loaded,
     '## Results',
