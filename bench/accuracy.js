@@ -213,6 +213,28 @@ async function main(argv) {
   const machine = { ...suite.machineInfo() };
   const report = { dataset: { name: dataset.name, baseCount: dataset.baseCount, queryCount: dataset.queryCount, dim: dataset.dim, trainCount: dataset.trainCount ?? dataset.baseCount }, machine, budgets: {} };
   const sections = [];
+  const write = () => {
+    const markdown = [
+      `## Codec accuracy on ${dataset.name}: quiver vs faiss`,
+      '',
+      `${dataset.description}; ${dataset.baseCount} base vectors encoded, ${dataset.queryCount} queries, d = ${dataset.dim}, ` +
+        `trained on ${report.dataset.trainCount}. Machine: ${machine.cpu}, ${machine.cores} threads, Node ${machine.node}, SIMD ${machine.simd}, ` +
+        `load average ${os.loadavg()[0].toFixed(1)}, ${machine.date}.`,
+      '',
+      'MSE = squared L2 reconstruction error per vector, averaged over the base. Recall is that of an exact search over the',
+      'reconstructions (what asymmetric distance computation ranks by), against the exact ground truth. bytes = code size per',
+      'vector as stored (quiver\'s RQ-family codes carry a 4-byte norm). faiss is Debian\'s 1.7.3 without SIMD: its times are',
+      'not a speed reference. Both train with all threads.',
+      '',
+      ...sections,
+    ].join('\n');
+    if (opts.out) {
+      fs.mkdirSync(opts.out, { recursive: true });
+      fs.writeFileSync(path.join(opts.out, 'accuracy.json'), JSON.stringify(report, null, 2) + '\n');
+      fs.writeFileSync(path.join(opts.out, 'accuracy.md'), markdown);
+    }
+    return markdown;
+  };
   for (const bits of opts.bits.split(',').map((b) => Number(b.trim()))) {
     if (!QUIVER_SPECS[bits]) throw new InvalidArgumentError(`--bits: ${bits} is not 64 or 128`);
     const specs = (bits === 64 ? opts.specs64 : opts.specs128).split(';').map((s) => s.trim()).filter(Boolean);
@@ -234,26 +256,9 @@ async function main(argv) {
     const rows = interleave(quiverRows, faissRows);
     report.budgets[bits] = rows;
     sections.push(markdownTable(bits, rows) + (faissNote ? `\n${faissNote}\n` : ''));
+    write();
   }
-  const markdown = [
-    `## Codec accuracy on ${dataset.name}: quiver vs faiss`,
-    '',
-    `${dataset.description}; ${dataset.baseCount} base vectors encoded, ${dataset.queryCount} queries, d = ${dataset.dim}, ` +
-      `trained on ${report.dataset.trainCount}. Machine: ${machine.cpu}, ${machine.cores} threads, Node ${machine.node}, SIMD ${machine.simd}, ${machine.date}.`,
-    '',
-    'MSE = squared L2 reconstruction error per vector, averaged over the base. Recall is that of an exact search over the',
-    'reconstructions (what asymmetric distance computation ranks by), against the exact ground truth. bytes = code size per',
-    'vector as stored (quiver\'s RQ-family codes carry a 4-byte norm). faiss is Debian\'s 1.7.3 without SIMD: its times are',
-    'not a speed reference. Both train with all threads.',
-    '',
-    ...sections,
-  ].join('\n');
-  console.log(markdown);
-  if (opts.out) {
-    fs.mkdirSync(opts.out, { recursive: true });
-    fs.writeFileSync(path.join(opts.out, 'accuracy.json'), JSON.stringify(report, null, 2) + '\n');
-    fs.writeFileSync(path.join(opts.out, 'accuracy.md'), markdown);
-  }
+  console.log(write());
   return 0;
 }
 

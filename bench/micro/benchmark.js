@@ -10,6 +10,7 @@
 //   node bench/micro/benchmark.js [--n 200000] [--dim 128] [--specs "PQ8x8;PQ16x8;PQ16x4fs;PQ32x4fs"] [--json FILE]
 'use strict';
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const Benchmark = require('benchmark');
 const { Command, InvalidArgumentError } = require('commander');
@@ -82,7 +83,8 @@ async function main() {
   const queries = uniform(64 * dim, 2);
   const query = (i) => queries.subarray((i % 64) * dim, ((i % 64) + 1) * dim);
   const trainCount = Math.min(n, 20000);
-  const results = { machine, n, dim, scan: [], flat: [], boundary: [] };
+  // Other processes slow every figure here; the load average tells a reader how much.
+  const results = { machine, loadAverageAtStart: os.loadavg()[0], n, dim, scan: [], flat: [], boundary: [] };
 
   // (a) ADC scan: build each index once (training is not what is measured), then scan at every level.
   for (const spec of specs) {
@@ -142,6 +144,8 @@ async function main() {
     console.log(`(b) boundary ${r.name.padEnd(24)} ${(r.meanSeconds * 1e6).toFixed(2).padStart(7)} µs/call (${r.hz.toFixed(0)} calls/s, ±${r.rme.toFixed(1)}%)`);
   }
 
+  results.loadAverageAtEnd = os.loadavg()[0];
+  console.log(`load average (1 min) at start ${results.loadAverageAtStart.toFixed(2)}, at end ${results.loadAverageAtEnd.toFixed(2)} on ${machine.cores} threads`);
   if (opts.json) {
     fs.mkdirSync(path.dirname(path.resolve(opts.json)), { recursive: true });
     fs.writeFileSync(opts.json, JSON.stringify(results, null, 2) + '\n');
