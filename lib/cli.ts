@@ -192,6 +192,60 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('bench')
+    .description('Run the benchmark suite: recall, q/s, build time, bytes/vector and memory, against peers in the same run')
+    .option('--dataset <name>', 'a preset (sift10k, fashion-mnist), an ann-benchmarks .hdf5 file, or a base vector file', 'sift10k')
+    .option('--queries <file>', 'queries, when --dataset is a base vector file')
+    .option('--gt <file>', 'ground truth (.ivecs/.ibin), when --dataset is a base vector file')
+    .addOption(new Option('--metric <metric>', 'metric, when --dataset is a base vector file').choices(['l2', 'ip', 'cosine']).default('l2'))
+    .option('--specs <list>', 'quiver specs separated by ";"', 'Flat;PQ16x8;PQ32x4fs;IVF64,PQ16x8')
+    .option('--peers <list>', 'comma-separated peers: usearch, hnswlib, lancedb, faiss (those not installed are skipped), or none', 'none')
+    .option('--nprobe <list>', 'nprobe sweep for IVF specs', '4,16,64')
+    .option('--refine <list>', 'refine sweep for ",Refine" specs', '1,4,16')
+    .option('-k, --k <n>', 'results per query', integer('-k', 1), 10)
+    .option('--query-count <n>', 'use only the first n queries', integer('--query-count', 1))
+    .option('--seed <n>', 'training seed', integer('--seed', 0), 1234)
+    .option('--out <dir>', 'folder for results.json, results.md and results.svg', 'quiver-bench')
+    .option('--no-progress', 'no progress display')
+    .action(async (opts: { dataset: string; queries?: string; gt?: string; metric: Metric; specs: string; peers: string; nprobe: string; refine: string; k: number; queryCount?: number; seed: number; out: string; progress: boolean }) => {
+      const intList = (flag: string, value: string) => {
+        const list = value.split(',').map((x) => Number(x.trim()));
+        if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
+          throw new RangeError(`${flag}: expected a comma-separated list of positive integers, got ${JSON.stringify(value)}`);
+        }
+        return list;
+      };
+      const suite = await import('./suite');
+      let dataset;
+      try {
+        dataset = await suite.loadDataset(opts.dataset, { queries: opts.queries, groundTruth: opts.gt, metric: opts.metric, queryCount: opts.queryCount });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'ERR_QUIVER_DATASET_UNAVAILABLE') throw new CliError((error as Error).message);
+        throw error;
+      }
+      const peerNames = opts.peers === 'none' ? [] : opts.peers.split(',').map((x) => x.trim()).filter(Boolean);
+      const faissScript = path.join(__dirname, '..', '..', 'bench', 'peers', 'faiss_peer.py');
+      const peers = suite.createPeers(
+        peerNames.filter((name) => name !== 'faiss' || fs.existsSync(faissScript)),
+        { faiss: { script: faissScript } },
+      );
+      const result = await suite.runSuite({
+        dataset,
+        specs: opts.specs.split(';').map((x) => x.trim()).filter(Boolean),
+        nprobe: intList('--nprobe', opts.nprobe),
+        refine: intList('--refine', opts.refine),
+        k: opts.k,
+        seed: opts.seed,
+        peers,
+        onEvent: opts.progress && process.stderr.isTTY ? suite.suiteProgress() : undefined,
+      });
+      const files = suite.writeSuiteOutputs(result, path.join(opts.out, dataset.name));
+      console.log(suite.formatMarkdown(result));
+      console.error(`wrote ${Object.values(files).join(', ')}`);
+      for (const skipped of result.skipped) console.error(`skipped ${skipped.system}${skipped.spec ? ' ' + skipped.spec : ''}: ${skipped.reason}`);
+    });
+
+  program
     .command('info')
     .description('Describe an index file: spec, size, memory, format version')
     .argument('<index>', 'index file')

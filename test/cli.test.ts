@@ -84,3 +84,18 @@ t.test('quiver build, search and info work end to end on the embedded data', asy
   const dimMismatch = spawnSync(process.execPath, [bin, 'search', index, path.join(FIXTURE_DIR, 'pq8x8.qvc')], { encoding: 'utf8' });
   t.equal(dimMismatch.status, 1);
 });
+
+t.test('quiver bench runs the suite on the embedded data and writes its reports', async (t) => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'quiver-bench-'));
+  t.teardown(() => fs.rmSync(out, { recursive: true, force: true }));
+  const run = spawnSync(process.execPath, [bin, 'bench', '--specs', 'Flat;IVF8,PQ8x8', '--nprobe', '2,8', '--query-count', '20', '--out', out, '--no-progress'], { encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  t.match(run.stdout, /\| quiver [^|]+ \| Flat \|/);
+  t.match(run.stdout, /IVF8,PQ8x8 \| nprobe=8/);
+  for (const f of ['results.json', 'results.md', 'results.svg']) t.ok(fs.existsSync(path.join(out, 'sift10k', f)), f);
+  const bad = spawnSync(process.execPath, [bin, 'bench', '--nprobe', 'x', '--out', out], { encoding: 'utf8' });
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /--nprobe: expected a comma-separated list/);
+});
