@@ -149,6 +149,17 @@ function spawnProbe(python, script) {
   return {};
 }
 
+/** The quiver engine measured: an explicit QUIVER_ADDON file, or the checkout's commit. */
+function engineFacts() {
+  if (process.env.QUIVER_ADDON) return { engine: `addon ${process.env.QUIVER_ADDON}` };
+  try {
+    const { execFileSync } = require('node:child_process');
+    return { engine: `commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()}` };
+  } catch {
+    return { engine: 'unknown build' };
+  }
+}
+
 const fixed = (v, digits) => (typeof v === 'number' ? v.toFixed(digits) : '—');
 
 function markdownTable(bits, rows) {
@@ -210,7 +221,7 @@ async function main(argv) {
     throw error;
   }
   const k = Math.min(100, dataset.gtK, dataset.baseCount);
-  const machine = { ...suite.machineInfo() };
+  const machine = { ...suite.machineInfo(), ...engineFacts() };
   const report = { dataset: { name: dataset.name, baseCount: dataset.baseCount, queryCount: dataset.queryCount, dim: dataset.dim, trainCount: dataset.trainCount ?? dataset.baseCount }, machine, budgets: {} };
   const sections = [];
   const write = () => {
@@ -219,6 +230,7 @@ async function main(argv) {
       '',
       `${dataset.description}; ${dataset.baseCount} base vectors encoded, ${dataset.queryCount} queries, d = ${dataset.dim}, ` +
         `trained on ${report.dataset.trainCount}. Machine: ${machine.cpu}, ${machine.cores} threads, Node ${machine.node}, SIMD ${machine.simd}, ` +
+        `quiver ${machine.engine}, ` +
         `load average ${os.loadavg()[0].toFixed(1)}, ${machine.date}.`,
       '',
       'MSE = squared L2 reconstruction error per vector, averaged over the base. Recall is that of an exact search over the',
