@@ -5,6 +5,7 @@
       "sources": [
         "native/core/error.cpp",
         "native/core/fastscan.cpp",
+        "native/core/gpu.cpp",
         "native/core/index.cpp",
         "native/core/io.cpp",
         "native/core/ivf.cpp",

@@ -55,6 +55,7 @@ Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
 }
 
 void Index::train(size_t n, const float* x, const TrainContext& ctx) {
+  const DeviceScope device_scope(ctx.device);
   if (metric_ == Metric::Cosine) {
     const std::vector<float> normalized = normalized_copy(n, dim_, x);
     train_impl(n, normalized.data(), ctx);
@@ -65,6 +66,7 @@ void Index::train(size_t n, const float* x, const TrainContext& ctx) {
 
 void Index::add(size_t n, const float* x, const int64_t* ids, const int32_t* categories, bool upsert,
                 int threads) {
+  drop_gpu_copy();
   QV_CHECK(is_trained(), State, "add: the index " << spec() << " is not trained yet");
   if (n == 0) return;
   std::vector<int64_t> new_ids(n);
@@ -106,6 +108,7 @@ void Index::add(size_t n, const float* x, const int64_t* ids, const int32_t* cat
 }
 
 size_t Index::remove(size_t n, const int64_t* ids) {
+  drop_gpu_copy();
   std::vector<bool> keep(size(), true);
   size_t removed = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -203,6 +206,19 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
   };
 
   const size_t threads = effective_threads(params.threads);
+  if (gpu_usable(params.device)) {
+    std::vector<std::vector<Candidate>> found;
+    if (gpu_candidates(nq, queries, shortlist, params, filter, found)) {
+      default_pool().parallel_for(
+          nq, 16,
+          [&](size_t begin, size_t end) {
+            for (size_t q = begin; q < end; ++q)
+              finish_query(queries + q * dim_, std::move(found[q]), k, params, labels + q * k, distances + q * k);
+          },
+          threads);
+      return;
+    }
+  }
   if (custom_search()) {
     std::vector<std::vector<Candidate>> found(nq);
     search_custom(nq, queries, shortlist, params, filter, nullptr, 1, found);
@@ -336,6 +352,7 @@ void Index::merge_impl(const Index&) {
 }
 
 void Index::merge_from(const Index& other) {
+  drop_gpu_copy();
   QV_CHECK(&other != this, InvalidArgument, "merge: an index cannot be merged into itself");
   QV_CHECK(typeid(*this) == typeid(other) && spec() == other.spec() && dim_ == other.dim_ &&
                metric_ == other.metric_,
@@ -584,6 +601,12 @@ void CodecIndex::add_impl(size_t n, const float* x, int threads) {
 void CodecIndex::compact_impl(const std::vector<bool>& keep) {
   codes_.compact(keep, codec_->code_size());
   if (store_vectors_) vectors_.compact(keep, dim());
+}
+
+bool CodecIndex::gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                                const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {
+  return gpu_codec_search(*codec_, internal_metric(), codes_.data(), size(), gpu_resident_, gpu_mutex_, nq, queries,
+                          shortlist, filter, found);
 }
 
 std::unique_ptr<RowScorer> CodecIndex::make_scorer(const float* query) const {

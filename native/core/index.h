@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "io.h"
 #include "metric.h"
 #include "quantizer.h"
+#include "gpu.h"
 #include "topk.h"
 #include "train_context.h"
 
@@ -31,6 +33,8 @@ struct SearchParams {
   size_t nprobe = 1;  // inverted lists to visit (ignored by exhaustive indexes)
   size_t refine = 1;  // re-score the best k·refine candidates exactly (needs stored vectors when > 1)
   int threads = 0;    // 0 = every hardware thread
+  // Device::Cuda: candidates come from the GPU where gpu.h says it covers the index (else the CPU).
+  Device device = Device::Cpu;
   // Allow-list filter: only rows whose id is listed are candidates (unknown ids are ignored). Null = no filter.
   const int64_t* allow_ids = nullptr;
   size_t allow_count = 0;
@@ -182,6 +186,20 @@ class Index {
   // Appends other's rows to the subclass stores (other has this dynamic type and spec). Must throw, before
   // changing anything, InvalidArgument when the trained states differ. The default refuses (Unsupported).
   virtual void merge_impl(const Index& other);
+  // GPU candidate generation (see gpu.h): fills found as search_custom does for one group and returns true, or
+  // returns false to let the CPU path run. Called only when params.device asks for a usable GPU.
+  virtual bool gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                              const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {
+    return false;
+  }
+  // The device-resident copy of this index's search data, built by the first GPU search and dropped by every
+  // mutation (add, remove, merge).
+  mutable std::mutex gpu_mutex_;
+  mutable GpuResidentPtr gpu_resident_;
+  void drop_gpu_copy() {
+    std::lock_guard<std::mutex> guard(gpu_mutex_);
+    gpu_resident_.reset();
+  }
 
  private:
   RowFilter build_filter(const SearchParams& params) const;
@@ -245,6 +263,8 @@ class CodecIndex : public Index {
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
   void merge_impl(const Index& other) override;
+  bool gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                      const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const override;
 
  private:
   std::unique_ptr<Quantizer> codec_;

@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "linalg.h"
+#include "pq.h"
 #include "simd.h"
 #include "spec.h"
 #include "thread_pool.h"
@@ -86,6 +87,32 @@ IVFIndex::ListView IVFIndex::list_view(size_t list) const {
     return ListView{all_codes_ + begin * fine_->code_size(), all_rows_ + begin, end - begin};
   }
   return ListView{list_codes_[list].data(), list_rows_[list].data(), list_rows_[list].size()};
+}
+
+bool IVFIndex::gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                              const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {
+  if (local_transforms_ || !trained_) return false;
+  IvfGpuView view;
+  view.nlist = nlist_;
+  view.dim = dim();
+  view.centroids = centroids_.data();
+  view.pq = dynamic_cast<const ProductQuantizer*>(fine_.get());
+  if (!view.pq) return false;
+  const size_t cs = fine_->code_size();
+  view.gather = [this, cs](std::vector<uint64_t>& offsets, std::vector<uint8_t>& codes, std::vector<uint32_t>& rows) {
+    offsets.assign(nlist_ + 1, 0);
+    for (size_t l = 0; l < nlist_; ++l) offsets[l + 1] = offsets[l] + list_view(l).count;
+    codes.resize(offsets[nlist_] * cs);
+    rows.resize(offsets[nlist_]);
+    for (size_t l = 0; l < nlist_; ++l) {
+      const ListView v = list_view(l);
+      if (v.count == 0) continue;
+      std::memcpy(&codes[offsets[l] * cs], v.codes, v.count * cs);
+      std::memcpy(&rows[offsets[l]], v.rows, v.count * sizeof(uint32_t));
+    }
+  };
+  return gpu_ivf_search(view, internal_metric(), gpu_resident_, gpu_mutex_, nq, queries, params.nprobe, shortlist,
+                        filter, size(), found);
 }
 
 void IVFIndex::materialize_lists() {

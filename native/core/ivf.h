@@ -49,6 +49,8 @@ class IVFIndex : public Index {
   void search_custom(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
                      const RowFilter& filter, const int32_t* row_group, size_t groups,
                      std::vector<std::vector<Candidate>>& found) const override;
+  bool gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
+                      const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const override;
 
  public:
   struct ListView {

@@ -1,5 +1,7 @@
 #include "kmeans.h"
 
+#include "gpu.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -121,6 +123,7 @@ size_t CentroidTable::break_near_ties(const float* x, const float* scores, size_
 
 void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* centroids, int32_t* labels,
                     float* dists, int threads) {
+  if (gpu_assign_nearest(n, d, x, k, centroids, labels, dists)) return;
   const CentroidTable table(k, d, centroids);
   const Kernels& kern = kernels();
   // Points go through the table in groups that share its loads; the scores are the same as one point at a
@@ -230,6 +233,8 @@ namespace {
 KMeansResult run_kmeans(size_t n, size_t d, const float* x, size_t k, const float* initial,
                         const TrainContext& ctx, const char* phase, int stage, int stages) {
   QV_CHECK(k >= 1, InvalidArgument, "k-means needs at least one centroid");
+  // The context's device reaches k-means run on pool workers too (sub-quantizers trained in parallel).
+  const DeviceScope device_scope(ctx.device == Device::Cuda ? Device::Cuda : current_device());
   QV_CHECK(d >= 1, InvalidArgument, "k-means needs dimension >= 1");
   QV_CHECK(n >= k, InvalidArgument,
            "training needs at least " << k << " vectors for " << k << " centroids, got " << n);
@@ -274,19 +279,21 @@ KMeansResult run_kmeans(size_t n, size_t d, const float* x, size_t k, const floa
     if (converged || it == iterations) break;
     previous = labels;
 
-    std::fill(sums.begin(), sums.end(), 0.0);
-    std::fill(counts.begin(), counts.end(), 0.0);
-    for (size_t i = 0; i < n; ++i) {
-      const size_t c = size_t(labels[i]);
-      counts[c] += 1;
-      const float* xi = x + i * d;
-      double* s = &sums[c * d];
-      for (size_t j = 0; j < d; ++j) s[j] += xi[j];
-    }
-    for (size_t c = 0; c < k; ++c) {
-      if (counts[c] == 0) continue;
-      const double inv = 1.0 / counts[c];
-      for (size_t j = 0; j < d; ++j) result.centroids[c * d + j] = float(sums[c * d + j] * inv);
+    if (!gpu_update_centroids(n, d, x, labels.data(), k, result.centroids.data(), counts.data())) {
+      std::fill(sums.begin(), sums.end(), 0.0);
+      std::fill(counts.begin(), counts.end(), 0.0);
+      for (size_t i = 0; i < n; ++i) {
+        const size_t c = size_t(labels[i]);
+        counts[c] += 1;
+        const float* xi = x + i * d;
+        double* s = &sums[c * d];
+        for (size_t j = 0; j < d; ++j) s[j] += xi[j];
+      }
+      for (size_t c = 0; c < k; ++c) {
+        if (counts[c] == 0) continue;
+        const double inv = 1.0 / counts[c];
+        for (size_t j = 0; j < d; ++j) result.centroids[c * d + j] = float(sums[c * d + j] * inv);
+      }
     }
     repair_empty_clusters(d, k, result.centroids, counts, rng);
   }

@@ -5,6 +5,7 @@
 
 #include "bitpack.h"
 #include "error.h"
+#include "gpu.h"
 #include "kmeans.h"
 #include "simd.h"
 #include "thread_pool.h"
@@ -71,6 +72,7 @@ void ProductQuantizer::pack(const uint32_t* sub_codes, uint8_t* code) const {
 
 void ProductQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {
   require_trained("encode");
+  if (gpu_encode(*this, n, x, codes)) return;  // Device::Cuda in scope and a GPU present
   const size_t d = dim();
   std::vector<CentroidTable> tables;
   tables.reserve(m_);

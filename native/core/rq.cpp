@@ -6,6 +6,7 @@
 
 #include "bitpack.h"
 #include "error.h"
+#include "gpu.h"
 #include "io.h"
 #include "simd.h"
 #include "thread_pool.h"
@@ -519,6 +520,7 @@ void ResidualQuantizer::unpack(const uint8_t* code, uint32_t* stage_codes) const
 
 void ResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {
   require_trained("encode");
+  if (gpu_encode(*this, n, x, codes)) return;  // Device::Cuda in scope and a GPU present
   const size_t d = dim(), L = stages_, cs = code_size();
   const Kernels& kern = kernels();
   default_pool().parallel_for(

@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "gpu.h"
+
 namespace quiver {
 
 struct Progress {
@@ -21,6 +23,7 @@ struct TrainContext {
   int threads = 0;        // 0 = every hardware thread
   int iterations = 25;    // Lloyd iterations per k-means run
   size_t max_points_per_centroid = 256;  // larger training sets are subsampled to k × this
+  Device device = Device::Cpu;  // Device::Cuda: k-means and encoding passes on the GPU where gpu.h covers them
   // Called on the thread that runs train(), never from pool workers; may throw to abort training.
   std::function<void(const Progress&)> progress;
 

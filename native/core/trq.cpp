@@ -10,6 +10,7 @@
 
 #include "bitpack.h"
 #include "error.h"
+#include "gpu.h"
 #include "io.h"
 #include "linalg.h"
 #include "opq.h"
@@ -244,6 +245,7 @@ void TransformedResidualQuantizer::unpack(const uint8_t* code, uint32_t* cluster
 
 void TransformedResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {
   require_trained("encode");
+  if (gpu_encode(*this, n, x, codes)) return;  // Device::Cuda in scope and a GPU present
   const size_t d = dim(), cs = code_size();
   const Kernels& kern = kernels();
   default_pool().parallel_for(
@@ -251,15 +253,19 @@ void TransformedResidualQuantizer::encode(size_t n, const float* x, uint8_t* cod
       [&](size_t begin, size_t end) {
         encode_range(x, begin, end, fine_rq_ != nullptr,
                      [&](size_t i, uint32_t cluster, const uint32_t* fine_codes, const float* y_hat, float) {
-                       uint8_t* code = codes + i * cs;
-                       BitWriter writer(code);
-                       writer.put(cluster, unsigned(first_bits_));
-                       for (size_t c = 0; c < fine_count_; ++c) writer.put(fine_codes[c], unsigned(fine_bits_));
-                       writer.flush();
-                       if (fine_rq_) norm_.write(kern.dot(y_hat, y_hat, d), code + code_bytes_);
+                       pack(cluster, fine_codes, fine_rq_ ? kern.dot(y_hat, y_hat, d) : 0.f, codes + i * cs);
                      });
       },
       effective_threads(threads));
+}
+
+void TransformedResidualQuantizer::pack(uint32_t cluster, const uint32_t* fine_codes, float fine_sq_norm,
+                                        uint8_t* code) const {
+  BitWriter writer(code);
+  writer.put(cluster, unsigned(first_bits_));
+  for (size_t c = 0; c < fine_count_; ++c) writer.put(fine_codes[c], unsigned(fine_bits_));
+  writer.flush();
+  if (fine_rq_) norm_.write(fine_sq_norm, code + code_bytes_);
 }
 
 void TransformedResidualQuantizer::decode(size_t n, const uint8_t* codes, float* x, int threads) const {

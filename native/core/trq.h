@@ -106,6 +106,8 @@ class TransformedResidualQuantizer : public Quantizer {
 
   // One code's first-level id and fine codes (fine_count values).
   void unpack(const uint8_t* code, uint32_t* cluster, uint32_t* fine_codes) const;
+  // Writes one code (code_size() bytes) from its parts; fine_sq_norm = ‖ŷ‖² (RQ fine only, else ignored).
+  void pack(uint32_t cluster, const uint32_t* fine_codes, float fine_sq_norm, uint8_t* code) const;
   // ŷ from fine codes (dim floats, in the transformed space of its cluster).
   void reconstruct_fine(const uint32_t* fine_codes, float* y_hat) const;
 
