@@ -17,6 +17,20 @@ export interface NativeTrainOptions {
   threads?: number;
   iterations?: number;
   maxPointsPerCentroid?: number;
+  device?: 'cpu' | 'cuda';
+}
+
+export interface NativeGpuInfo {
+  compiled: boolean;
+  available: boolean;
+  name: string;
+  totalMemory: number;
+  freeMemory: number;
+  computeCapability: string;
+  multiprocessors: number;
+  cudaRuntime: number;
+  cudaDriver: number;
+  reason: string;
 }
 
 export interface NativeSearchResult {
@@ -54,6 +68,7 @@ export type NativeAddArgs = [
   threads: number | undefined,
   categories: Int32Array | null,
   upsert: boolean,
+  device: 'cpu' | 'cuda',
 ];
 
 export type NativeSearchArgs = [
@@ -65,6 +80,7 @@ export type NativeSearchArgs = [
   filter: BigInt64Array | null,
   categories: Int32Array | null,
   perCategory: boolean,
+  device: 'cpu' | 'cuda',
 ];
 
 export interface NativeCodec {
@@ -74,8 +90,8 @@ export interface NativeCodec {
   readonly isTrained: boolean;
   train(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): Promise<void>;
   trainSync(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): void;
-  encode(v: Float32Array, threads?: number): Promise<Uint8Array>;
-  encodeSync(v: Float32Array, threads?: number): Uint8Array;
+  encode(v: Float32Array, threads?: number, device?: 'cpu' | 'cuda'): Promise<Uint8Array>;
+  encodeSync(v: Float32Array, threads?: number, device?: 'cpu' | 'cuda'): Uint8Array;
   decode(c: Uint8Array, threads?: number): Promise<Float32Array>;
   decodeSync(c: Uint8Array, threads?: number): Float32Array;
   save(path: string): Promise<void>;
@@ -98,6 +114,7 @@ export interface NativeBinding {
   setSimdLevel(level: string): void;
   supportedSimdLevels(): string[];
   hardwareThreads(): number;
+  gpuInfo(): NativeGpuInfo;
   /** Merges index files of one codebook into `output` (rows in input order); see native/core/shards.h. */
   mergeIndexFiles(inputs: string[], output: string): Promise<void>;
 }

@@ -37,7 +37,16 @@ export interface TrainOptions {
   maxPointsPerCentroid?: number;
   /** Called on the main thread after each training iteration. Throwing from it aborts training. */
   onProgress?: (progress: TrainProgress) => void;
+  /** 'cuda': k-means and encoding passes run on the GPU where covered (see {@link gpu}); default 'cpu'. */
+  device?: Device;
 }
+
+/**
+ * Where heavy work runs. 'cuda' needs an addon built with CUDA (`npx cmake-js compile --CDQUIVER_CUDA=ON`) and a
+ * GPU; without them quiver warns once (process warning QUIVER_NO_GPU) and runs on the CPU. Work the GPU kernels do
+ * not cover runs on the CPU either way, with results equal up to float rounding.
+ */
+export type Device = 'cpu' | 'cuda';
 
 export interface AddOptions {
   threads?: number;
@@ -45,6 +54,8 @@ export interface AddOptions {
   categories?: Int32Array | readonly number[];
   /** Replace vectors whose id is already present instead of failing (needs ids). */
   upsert?: boolean;
+  /** 'cuda': encode on the GPU (PQ, RQ, TRQ with beam 1). */
+  device?: Device;
 }
 
 export interface SearchOptions {
@@ -62,6 +73,11 @@ export interface SearchOptions {
    * Results are laid out nq × categories.length × perCategory (query-major, then category in the order given).
    */
   perCategory?: boolean | number;
+  /**
+   * 'cuda': candidates from the GPU for exhaustive PQ…x8 / RQ…x8 and IVF…,PQ…x8 (no TRQ) indexes, k × refine ≤ 1024;
+   * the codes are copied to the GPU at the first such search and kept until the index changes.
+   */
+  device?: Device;
 }
 
 export interface SearchResult {
@@ -80,9 +96,70 @@ export interface LoadOptions {
   mmap?: boolean;
 }
 
-const TRAIN_KEYS = ['dim', 'metric', 'seed', 'threads', 'iterations', 'maxPointsPerCentroid', 'onProgress'] as const;
-const SEARCH_KEYS = ['nprobe', 'refine', 'threads', 'filter', 'categories', 'perCategory'] as const;
-const ADD_KEYS = ['threads', 'categories', 'upsert'] as const;
+const TRAIN_KEYS = ['dim', 'metric', 'seed', 'threads', 'iterations', 'maxPointsPerCentroid', 'onProgress', 'device'] as const;
+const SEARCH_KEYS = ['nprobe', 'refine', 'threads', 'filter', 'categories', 'perCategory', 'device'] as const;
+const ADD_KEYS = ['threads', 'categories', 'upsert', 'device'] as const;
+const ENCODE_KEYS = ['threads', 'device'] as const;
+
+/** What this process can do with a GPU. */
+export interface GpuInfo {
+  /** The loaded addon was built with the CUDA kernels. */
+  compiled: boolean;
+  /** compiled, and a usable CUDA device (compute capability ≥ 7.0) is present. */
+  available: boolean;
+  /** Device name, e.g. 'NVIDIA H100 80GB HBM3' ('' when none). */
+  name: string;
+  /** Bytes of device memory (total, and free when quiver first looked). */
+  totalMemory: number;
+  freeMemory: number;
+  /** e.g. '9.0'. */
+  computeCapability: string;
+  multiprocessors: number;
+  /** CUDA runtime and driver versions (e.g. 13000), 0 when unknown. */
+  cudaRuntime: number;
+  cudaDriver: number;
+  /** Why the GPU is not available ('' when it is). */
+  reason: string;
+}
+
+let gpuCache: GpuInfo | undefined;
+
+/** The GPU this process would use for `device: 'cuda'` (probed once). */
+export function gpuInfo(): GpuInfo {
+  if (!gpuCache) gpuCache = Object.freeze({ ...native().gpuInfo() });
+  return gpuCache;
+}
+
+/** `quiver.gpu`: the same facts as {@link gpuInfo}, read lazily (the addon loads on first access). */
+export const gpu: GpuInfo = Object.freeze(
+  Object.defineProperties({} as GpuInfo, Object.fromEntries(
+    (['compiled', 'available', 'name', 'totalMemory', 'freeMemory', 'computeCapability', 'multiprocessors',
+      'cudaRuntime', 'cudaDriver', 'reason'] as const).map((key) => [
+      key,
+      { enumerable: true, get: () => gpuInfo()[key] },
+    ]),
+  )),
+);
+
+let warnedNoGpu = false;
+
+/** Checks a device option; 'cuda' without a usable GPU warns once and becomes 'cpu'. */
+function checkDevice(value: unknown, name: string): 'cpu' | 'cuda' {
+  if (value === undefined || value === 'cpu') return 'cpu';
+  if (value !== 'cuda') {
+    const message = `${name}: expected 'cpu' or 'cuda', got ${describe(value)}`;
+    throw typeof value === 'string' ? new RangeError(message) : new TypeError(message);
+  }
+  const info = gpuInfo();
+  if (info.available) return 'cuda';
+  if (!warnedNoGpu) {
+    warnedNoGpu = true;
+    process.emitWarning(`${name} 'cuda' asked for, but no GPU is usable (${info.reason}); running on the CPU`, {
+      code: 'QUIVER_NO_GPU',
+    });
+  }
+  return 'cpu';
+}
 const MAX_DIM = 65536;
 const MAX_K = 1 << 24;
 const MAX_THREADS = 1024;
@@ -114,6 +191,7 @@ function checkTrainOptions(options: unknown, needMetric: boolean): CheckedTrain 
       threads: optionalInteger(o.threads, 'options.threads', 0, MAX_THREADS),
       iterations: optionalInteger(o.iterations, 'options.iterations', 1, 1000),
       maxPointsPerCentroid: optionalInteger(o.maxPointsPerCentroid, 'options.maxPointsPerCentroid', 1, 1 << 20),
+      device: checkDevice(o.device, 'options.device'),
     },
     onProgress: o.onProgress,
   };
@@ -331,7 +409,7 @@ export class Index {
       throw new TypeError(`options.upsert: expected a boolean, got ${describe(o.upsert)}`);
     }
     if (o.upsert && idArray === null) throw new RangeError('options.upsert: needs ids to know what to replace');
-    return [vectors as Float32Array, idArray, threads, categories, o.upsert === true];
+    return [vectors as Float32Array, idArray, threads, categories, o.upsert === true, checkDevice(o.device, 'options.device')];
   }
 
   #checkSearch(queries: unknown, k: unknown, options: unknown) {
@@ -364,6 +442,7 @@ export class Index {
       filter,
       categories,
       perCategory,
+      checkDevice(o.device, 'options.device'),
     ];
     return { args, perGroup, groups: perCategory ? categories! : undefined };
   }
@@ -376,6 +455,17 @@ export class Index {
 }
 
 export type CodecTrainOptions = Omit<TrainOptions, 'metric'>;
+
+export interface EncodeOptions {
+  threads?: number;
+  /** 'cuda': encode on the GPU (PQ, RQ with any beam, TRQ with beam 1); other codecs run on the CPU. */
+  device?: Device;
+}
+
+function checkEncodeOptions(options: unknown): [number | undefined, 'cpu' | 'cuda'] {
+  const o = expectOptions<EncodeOptions>(options, 'options', ENCODE_KEYS);
+  return [optionalInteger(o.threads, 'options.threads', 0, MAX_THREADS), checkDevice(o.device, 'options.device')];
+}
 
 /** A quantizer on its own: vectors in, fixed-size byte codes out, and back (lossy). */
 export class Codec {
@@ -439,14 +529,16 @@ export class Codec {
   }
 
   /** n × dim floats → n × codeSize bytes. */
-  encode(vectors: Float32Array): Uint8Array {
+  encode(vectors: Float32Array, options?: EncodeOptions): Uint8Array {
     expectVectors(vectors, 'vectors', this.dim);
-    return this.#native.encodeSync(vectors);
+    const [threads, device] = checkEncodeOptions(options);
+    return this.#native.encodeSync(vectors, threads, device);
   }
 
-  async encodeAsync(vectors: Float32Array): Promise<Uint8Array> {
+  async encodeAsync(vectors: Float32Array, options?: EncodeOptions): Promise<Uint8Array> {
     expectVectors(vectors, 'vectors', this.dim);
-    return this.#native.encode(vectors);
+    const [threads, device] = checkEncodeOptions(options);
+    return this.#native.encode(vectors, threads, device);
   }
 
   /** n × codeSize bytes → n × dim floats (the reconstructions). */

@@ -17,6 +17,7 @@
 
 #include "convert.h"
 #include "error.h"
+#include "gpu.h"
 #include "index.h"
 #include "io.h"
 #include "quantizer.h"
@@ -95,7 +96,18 @@ struct TrainOptions {
   int threads = 0;
   int iterations = 25;
   size_t max_points_per_centroid = 256;
+  quiver::Device device = quiver::Device::Cpu;
 };
+
+// 'cpu' (default) or 'cuda'; the TypeScript layer has already turned 'cuda' into 'cpu' when no GPU is usable.
+quiver::Device read_device(const Napi::Value& value, const char* name) {
+  if (value.IsUndefined() || value.IsNull()) return quiver::Device::Cpu;
+  QV_CHECK(value.IsString(), InvalidArgument, name << ": expected 'cpu' or 'cuda'");
+  const std::string s = value.As<Napi::String>().Utf8Value();
+  if (s == "cpu") return quiver::Device::Cpu;
+  if (s == "cuda") return quiver::Device::Cuda;
+  QV_THROW(InvalidArgument, name << ": expected 'cpu' or 'cuda', got '" << s << "'");
+}
 
 TrainOptions read_train_options(const Napi::Value& value) {
   TrainOptions out;
@@ -109,6 +121,7 @@ TrainOptions read_train_options(const Napi::Value& value) {
     out.iterations = read_int(o.Get("iterations"), "options.iterations", 1, 1000);
   if (o.Has("maxPointsPerCentroid") && !o.Get("maxPointsPerCentroid").IsUndefined())
     out.max_points_per_centroid = read_size(o.Get("maxPointsPerCentroid"), "options.maxPointsPerCentroid", 1 << 20);
+  if (o.Has("device")) out.device = read_device(o.Get("device"), "options.device");
   return out;
 }
 
@@ -118,6 +131,7 @@ quiver::TrainContext make_context(const TrainOptions& options) {
   ctx.threads = options.threads;
   ctx.iterations = options.iterations;
   ctx.max_points_per_centroid = options.max_points_per_centroid;
+  ctx.device = options.device;
   return ctx;
 }
 
@@ -146,6 +160,7 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<quiver::Progress> {
           progress.Send(&p, 1);
         };
       }
+      const quiver::DeviceScope device_scope(ctx.device);  // encoding passes inside training
       train_(ctx);
     } catch (...) {
       failed_ = true;
@@ -329,6 +344,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
       const std::vector<float> data = read_vectors(info[0], "vectors", dim_, &n);
       check_finite(data.data(), data.size(), dim_, "vectors");
       const quiver::TrainContext ctx = sync_context(info.Env(), read_train_options(info[1]), info[2]);
+      const quiver::DeviceScope device_scope(ctx.device);
       std::unique_lock<std::shared_mutex> lock(state->mutex);
       state->index->train(n, data.data(), ctx);
       state->trained = state->index->is_trained();
@@ -343,6 +359,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     bool has_ids = false, has_categories = false, upsert = false;
     size_t n = 0;
     int threads = 0;
+    quiver::Device device = quiver::Device::Cpu;
   };
 
   // (vectors, ids | null, threads?, categories?: Int32Array | null, upsert?: boolean)
@@ -362,12 +379,14 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     }
     a.upsert = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
     QV_CHECK(!a.upsert || a.has_ids, InvalidArgument, "options.upsert: needs ids to know what to replace");
+    a.device = read_device(info[5], "options.device");
     return a;
   }
 
   static void run_add(IndexState& state, const AddArgs& a) {
     check_finite(a.data.data(), a.data.size(), state.index->dim(), "vectors");
     std::unique_lock<std::shared_mutex> lock(state.mutex);
+    const quiver::DeviceScope device_scope(a.device);
     state.index->add(a.n, a.data.data(), a.has_ids ? a.ids.data() : nullptr,
                      a.has_categories ? a.categories.data() : nullptr, a.upsert, a.threads);
     state.size = state.index->size();
@@ -428,6 +447,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
       a.has_categories = true;
     }
     a.per_category = info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+    a.params.device = read_device(info[8], "options.device");
     QV_CHECK(!a.per_category || !a.categories.empty(), InvalidArgument,
              "options.perCategory: needs a non-empty options.categories");
     const size_t groups = a.per_category ? a.categories.size() : 1;
@@ -678,6 +698,7 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
       const std::vector<float> data = read_vectors(info[0], "vectors", dim_, &n);
       check_finite(data.data(), data.size(), dim_, "vectors");
       const quiver::TrainContext ctx = sync_context(info.Env(), read_train_options(info[1]), info[2]);
+      const quiver::DeviceScope device_scope(ctx.device);
       std::unique_lock<std::shared_mutex> lock(state_->mutex);
       state_->codec->train(n, data.data(), ctx);
       state_->trained = true;
@@ -685,7 +706,9 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
     });
   }
 
-  static std::vector<uint8_t> run_encode(CodecState& state, const std::vector<float>& data, size_t n, int threads) {
+  static std::vector<uint8_t> run_encode(CodecState& state, const std::vector<float>& data, size_t n, int threads,
+                                         quiver::Device device = quiver::Device::Cpu) {
+    const quiver::DeviceScope device_scope(device);
     check_finite(data.data(), data.size(), state.codec->dim(), "vectors");
     std::shared_lock<std::shared_mutex> lock(state.mutex);
     std::vector<uint8_t> codes(n * state.codec->code_size());
@@ -704,16 +727,17 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
     return out;
   }
 
-  // encode(vectors, threads?) → Promise<Uint8Array>
+  // encode(vectors, threads?, device?) → Promise<Uint8Array>
   Napi::Value Encode(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       auto state = state_;
       size_t n = 0;
       auto data = std::make_shared<std::vector<float>>(read_vectors(info[0], "vectors", dim_, &n));
       const int threads = info[1].IsUndefined() ? 0 : read_int(info[1], "options.threads", 0, kMaxThreads);
+      const quiver::Device device = read_device(info[2], "options.device");
       auto codes = std::make_shared<std::vector<uint8_t>>();
       auto* worker = new PromiseWorker(
-          info.Env(), [state, data, n, threads, codes] { *codes = run_encode(*state, *data, n, threads); },
+          info.Env(), [state, data, n, threads, device, codes] { *codes = run_encode(*state, *data, n, threads, device); },
           [codes](Napi::Env env) { return to_uint8_array(env, *codes); });
       worker->Queue();
       return worker->Promise();
@@ -725,7 +749,7 @@ class CodecWrap : public Napi::ObjectWrap<CodecWrap> {
       size_t n = 0;
       const std::vector<float> data = read_vectors(info[0], "vectors", dim_, &n);
       const int threads = info[1].IsUndefined() ? 0 : read_int(info[1], "options.threads", 0, kMaxThreads);
-      return to_uint8_array(info.Env(), run_encode(*state_, data, n, threads));
+      return to_uint8_array(info.Env(), run_encode(*state_, data, n, threads, read_device(info[2], "options.device")));
     });
   }
 
@@ -823,6 +847,7 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
                              InstanceMethod<&QuiverAddon::SetSimd>("setSimdLevel", napi_enumerable),
                              InstanceMethod<&QuiverAddon::SupportedSimd>("supportedSimdLevels", napi_enumerable),
                              InstanceMethod<&QuiverAddon::HardwareThreads>("hardwareThreads", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::GpuInfo>("gpuInfo", napi_enumerable),
                              InstanceMethod<&QuiverAddon::MergeIndexFiles>("mergeIndexFiles", napi_enumerable),
                          });
   }
@@ -942,6 +967,25 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
     Napi::Array out = Napi::Array::New(info.Env(), levels.size());
     for (size_t i = 0; i < levels.size(); ++i) out.Set(uint32_t(i), quiver::simd_level_name(levels[i]));
     return out;
+  }
+
+  // gpuInfo() → { compiled, available, name, totalMemory, freeMemory, computeCapability, multiprocessors,
+  //              cudaRuntime, cudaDriver, reason }
+  Napi::Value GpuInfo(const Napi::CallbackInfo& info) {
+    const quiver::GpuStatus s = quiver::gpu_status();
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("compiled", s.compiled);
+    o.Set("available", s.available);
+    o.Set("name", s.name);
+    o.Set("totalMemory", double(s.total_memory));
+    o.Set("freeMemory", double(s.free_memory));
+    o.Set("computeCapability", std::to_string(s.major) + "." + std::to_string(s.minor));
+    o.Set("multiprocessors", s.multiprocessors);
+    o.Set("cudaRuntime", s.runtime_version);
+    o.Set("cudaDriver", s.driver_version);
+    o.Set("reason", s.reason);
+    return o;
   }
 
   Napi::Value HardwareThreads(const Napi::CallbackInfo& info) {
