@@ -36,7 +36,8 @@ GpuStatus gpu_status() {
   GpuStatus s;
   s.reason =
       "this build has no CUDA kernels (the default node-gyp build is CPU-only; build with "
-      "`npx cmake-js compile --CDQUIVER_CUDA=ON` where nvcc is installed)";
+      "`npx cmake-js compile -O build-cuda --CDQUIVER_CUDA=ON` where nvcc is installed, then set "
+      "QUIVER_ADDON=build-cuda/Release/quiver.node)";
   return s;
 }
 bool gpu_usable(Device) { return false; }

@@ -135,7 +135,7 @@ struct ScanTiming {
   double median_ms = 0, min_ms = 0;
   int queries_per_block = 0, threads = 0;
 };
-// threads: scan block size (256, 512 or 1024; 0 = the default).
+// threads: scan block size (256, 512 or 1024; 0 = what searches choose).
 ScanTiming time_adc_scan(const ResidentCodes& codes, size_t nq, const float* luts, size_t k, int repeats,
                          int64_t* out_rows, float* out_scores, int threads = 0);
 // Random codes made on the device (for throughput benchmarks over more codes than the host wants to hold).

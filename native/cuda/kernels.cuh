@@ -30,6 +30,7 @@ struct Segments {
   const int* counts = nullptr;
   size_t count_query_stride = 0, count_seg_stride = 0;
   int fixed_count = 0;
+  int max_count = 0;  // with counts and nseg > 1: the most keys any segment can hold (≤ key_seg_stride)
   int nseg = 1;
 };
 // The w smallest keys of each of nq queries, ascending, into out (nq × w; kNoKey past the candidates).

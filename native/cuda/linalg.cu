@@ -118,78 +118,130 @@ __device__ __forceinline__ int segment_count(const Segments& sg, size_t q, int s
   return sg.counts ? sg.counts[q * sg.count_query_stride + size_t(s) * sg.count_seg_stride] : sg.fixed_count;
 }
 
-// Block per query: the w smallest keys over its segments, by bisection on the key value (64-bit keys, all
-// distinct except kNoKey padding), then a rank sort of the ≤ w winners.
+// Visits every candidate key of query q as f(key), spreading all segments' keys over the block's threads at
+// once (segments hold at most `span` keys each: fixed_count, or max_count when counts vary), so that many short
+// segments cost no more than one long one.
+template <typename F>
+__device__ __forceinline__ void for_each_key(const Segments& sg, size_t q, F&& f) {
+  const uint64_t* base = sg.keys + q * sg.key_query_stride;
+  if (sg.nseg == 1) {
+    const int cnt = segment_count(sg, q, 0);
+    for (int i = threadIdx.x; i < cnt; i += kSelectThreads) f(base[i]);
+    return;
+  }
+  const int span = sg.counts ? sg.max_count : sg.fixed_count;
+  const int total = span * sg.nseg;
+  for (int flat = threadIdx.x; flat < total; flat += kSelectThreads) {
+    const int s = flat / span, i = flat - s * span;
+    if (i < segment_count(sg, q, s)) f(base[size_t(s) * sg.key_seg_stride + i]);
+  }
+}
+
+// Block-wide sum with one barrier: three rotating counters, so a counter is cleared two passes before it is
+// written again and after everyone has read it.
+__device__ __forceinline__ int block_sum(int value, unsigned long long* counters, int& pass) {
+  value = __reduce_add_sync(0xffffffffu, value);
+  unsigned long long* slot = &counters[pass % 3];
+  if ((threadIdx.x & 31) == 0 && value) atomicAdd(slot, (unsigned long long)value);
+  __syncthreads();
+  const int total = int(*slot);
+  if (threadIdx.x == 0) counters[(pass + 2) % 3] = 0;
+  ++pass;
+  return total;
+}
+
+// Block per query: the w smallest keys over its segments. Bisection on the score half of the keys, then (only
+// among keys tying the w-th score) on the index half; then a rank sort of the w winners.
 __global__ void __launch_bounds__(kSelectThreads) select_kernel(Segments sg, int w, uint64_t* __restrict__ out) {
   const size_t q = blockIdx.x;
-  const uint64_t* base = sg.keys + q * sg.key_query_stride;
-  __shared__ unsigned long long s_lo, s_hi, s_count;
+  __shared__ unsigned int s_lo, s_hi;
+  __shared__ unsigned long long s_counters[3];
   __shared__ int s_total, s_taken;
   __shared__ uint64_t s_sel[kMaxSelect];
   if (threadIdx.x == 0) {
-    s_lo = kNoKey;
+    s_lo = 0xffffffffu;
     s_hi = 0;
     s_total = 0;
     s_taken = 0;
+    s_counters[0] = s_counters[1] = s_counters[2] = 0;
   }
   __syncthreads();
-  uint64_t lo = kNoKey, hi = 0;
+  unsigned lo = 0xffffffffu, hi = 0;
   int total = 0;
-  for (int s = 0; s < sg.nseg; ++s) {
-    const int cnt = segment_count(sg, q, s);
-    const uint64_t* seg = base + size_t(s) * sg.key_seg_stride;
-    total += cnt;
-    for (int i = threadIdx.x; i < cnt; i += kSelectThreads) {
-      const uint64_t v = seg[i];
-      lo = v < lo ? v : lo;
-      hi = v > hi ? v : hi;
-    }
+  for_each_key(sg, q, [&](uint64_t v) {
+    const unsigned h = unsigned(v >> 32);
+    lo = min(lo, h);
+    hi = max(hi, h);
+    ++total;
+  });
+  lo = __reduce_min_sync(0xffffffffu, lo);
+  hi = __reduce_max_sync(0xffffffffu, hi);
+  total = __reduce_add_sync(0xffffffffu, total);
+  if ((threadIdx.x & 31) == 0) {
+    atomicMin(&s_lo, lo);
+    atomicMax(&s_hi, hi);
+    atomicAdd(&s_total, total);
   }
-  atomicMin(&s_lo, (unsigned long long)lo);
-  atomicMax(&s_hi, (unsigned long long)hi);
-  if (threadIdx.x == 0) s_total = total;
   __syncthreads();
   total = s_total;
   lo = s_lo;
   hi = s_hi;
-  uint64_t limit;
-  if (total <= w) {
-    limit = kNoKey;
-  } else if (w == 1) {
-    limit = lo;
-  } else {
+  int pass = 0;
+  uint64_t limit = kNoKey;
+  if (total > w) {
     while (lo < hi) {
-      const uint64_t mid = lo + ((hi - lo) >> 1);
+      const unsigned mid = lo + ((hi - lo) >> 1);
       int count = 0;
-      for (int s = 0; s < sg.nseg; ++s) {
-        const int cnt = segment_count(sg, q, s);
-        const uint64_t* seg = base + size_t(s) * sg.key_seg_stride;
-        for (int i = threadIdx.x; i < cnt; i += kSelectThreads) count += seg[i] <= mid;
-      }
-      count = __reduce_add_sync(0xffffffffu, count);
-      __syncthreads();  // everyone has read the previous s_count
-      if (threadIdx.x == 0) s_count = 0;
-      __syncthreads();
-      if ((threadIdx.x & 31) == 0) atomicAdd(&s_count, (unsigned long long)count);
-      __syncthreads();
-      if (s_count >= (unsigned long long)w)
+      for_each_key(sg, q, [&](uint64_t v) { count += unsigned(v >> 32) <= mid; });
+      if (block_sum(count, s_counters, pass) >= w)
         hi = mid;
       else
         lo = mid + 1;
     }
-    limit = lo;
-  }
-  for (int s = 0; s < sg.nseg; ++s) {
-    const int cnt = segment_count(sg, q, s);
-    const uint64_t* seg = base + size_t(s) * sg.key_seg_stride;
-    for (int i = threadIdx.x; i < cnt; i += kSelectThreads) {
-      const uint64_t v = seg[i];
-      if (v <= limit) {
-        const int slot = atomicAdd(&s_taken, 1);
-        if (slot < w) s_sel[slot] = v;  // only kNoKey padding can tie past w
+    const unsigned score = lo;
+    int below = 0;
+    unsigned lo2 = 0xffffffffu, hi2 = 0;
+    for_each_key(sg, q, [&](uint64_t v) {
+      const unsigned h = unsigned(v >> 32);
+      below += h < score;
+      if (h == score) {
+        lo2 = min(lo2, unsigned(v));
+        hi2 = max(hi2, unsigned(v));
       }
+    });
+    const int need = w - block_sum(below, s_counters, pass);
+    __shared__ unsigned s_lo2, s_hi2;
+    if (threadIdx.x == 0) {
+      s_lo2 = 0xffffffffu;
+      s_hi2 = 0;
     }
+    __syncthreads();
+    lo2 = __reduce_min_sync(0xffffffffu, lo2);
+    hi2 = __reduce_max_sync(0xffffffffu, hi2);
+    if ((threadIdx.x & 31) == 0) {
+      atomicMin(&s_lo2, lo2);
+      atomicMax(&s_hi2, hi2);
+    }
+    __syncthreads();
+    lo2 = s_lo2;
+    hi2 = s_hi2;
+    while (lo2 < hi2) {
+      const unsigned mid = lo2 + ((hi2 - lo2) >> 1);
+      int count = 0;
+      for_each_key(sg, q, [&](uint64_t v) { count += unsigned(v >> 32) == score && unsigned(v) <= mid; });
+      if (block_sum(count, s_counters, pass) >= need)
+        hi2 = mid;
+      else
+        lo2 = mid + 1;
+    }
+    limit = (uint64_t(score) << 32) | lo2;
   }
+  for_each_key(sg, q, [&](uint64_t v) {
+    if (v <= limit) {
+      const int slot = atomicAdd(&s_taken, 1);
+      if (slot < w) s_sel[slot] = v;  // only kNoKey padding can tie past w
+    }
+  });
   __syncthreads();
   const int taken = min(s_taken, w);
   for (int i = threadIdx.x; i < taken; i += kSelectThreads) {

@@ -37,21 +37,23 @@ struct ResidentCodes::Impl {
 namespace {
 
 // Threads per exhaustive-scan block (= rows per tile: one code per thread per tile). More warps per
-// multiprocessor hide the shared-memory latency of the look-ups; the pools grow with the tile (cap = k + tile).
-// QUIVER_GPU_SCAN_THREADS (256, 512 or 1024) overrides the default for experiments.
+// multiprocessor hide the shared-memory latency of the look-ups; the pools grow with the tile (cap = k + 2 tiles).
+// Measured on an H100 (bench/results/gpu.md, run 3): 512 is best except for short codes (≤ 8 sub-codes) with
+// k > 32, where 1024 threads with 8 queries per block beat 512 with 16 (258 against 216 G code-evals/s at
+// M = 8, k = 100). QUIVER_GPU_SCAN_THREADS (256, 512 or 1024) overrides the choice, for experiments.
 constexpr int kMaxScanThreads = 1024;
 constexpr size_t kSharedBudget = 220 * 1024;
-int g_scan_threads = 0;
+int g_scan_threads = 0;  // forced by time_adc_scan for one call; 0 = choose per call
 
-int scan_threads() {
+int scan_threads(size_t words, size_t k) {
   if (g_scan_threads) return g_scan_threads;
-  int threads = 512;
-  if (const char* env = std::getenv("QUIVER_GPU_SCAN_THREADS")) {
-    const int v = std::atoi(env);
-    if (v == 256 || v == 512 || v == 1024) threads = v;
-  }
-  g_scan_threads = threads;
-  return threads;
+  static const int forced = [] {
+    const char* env = std::getenv("QUIVER_GPU_SCAN_THREADS");
+    const int v = env ? std::atoi(env) : 0;
+    return v == 256 || v == 512 || v == 1024 ? v : 0;
+  }();
+  if (forced) return forced;
+  return words <= 2 && k > 32 ? 1024 : 512;
 }
 
 int shared_limit() {
@@ -123,18 +125,27 @@ __global__ void __launch_bounds__(kMaxScanThreads, 1)
 
   const uint32_t begin = blockIdx.x * chunk_rows;
   const uint32_t end = min(n, begin + chunk_rows);
+  // Codes of the next tile are loaded while this one is scored (the tile barrier would otherwise expose the
+  // memory latency once per tile, all warps waiting together).
+  uint32_t next[kRowWords];
+  auto load_tile = [&](uint32_t tile, uint32_t* dst) {
+    const uint32_t row = tile + warp * 32 + lane;
+    if (tile < end && row < end) {
+      const uint32_t* src = codes + size_t(row) * kRowWords;
+#pragma unroll
+      for (int w = 0; w < kRowWords; ++w) dst[w] = __ldg(src + w);
+    } else {
+#pragma unroll
+      for (int w = 0; w < kRowWords; ++w) dst[w] = 0;
+    }
+  };
+  load_tile(begin, next);
   for (uint32_t tile = begin; tile < end; tile += tile_rows) {
     const uint32_t warp_row0 = tile + warp * 32;
     uint32_t words[kRowWords];
-    const uint32_t my_row = warp_row0 + lane;
-    if (my_row < end) {
-      const uint32_t* src = codes + size_t(my_row) * kRowWords;
 #pragma unroll
-      for (int w = 0; w < kRowWords; ++w) words[w] = __ldg(src + w);
-    } else {
-#pragma unroll
-      for (int w = 0; w < kRowWords; ++w) words[w] = 0;
-    }
+    for (int w = 0; w < kRowWords; ++w) words[w] = next[w];
+    load_tile(tile + tile_rows, next);
     bool need_shrink = false;
     for (int step = 0; step < qb; ++step) {
       const int source = step * codes_per_step + slot;
@@ -213,18 +224,23 @@ struct ScanPlan {
 
 ScanPlan plan_scan(size_t words, size_t k) {
   ScanPlan plan;
-  plan.threads = scan_threads();
-  plan.cap = int(((k + 31) / 32) * 32 + plan.threads);
+  plan.threads = scan_threads(words, k);
   const size_t table = words * 4 * 256 + 1;
   const size_t limit = std::min<size_t>(kSharedBudget, size_t(shared_limit()));
-  for (int qb = 32; qb >= 1; qb /= 2) {
-    const size_t bytes = ((size_t(qb) * table * 4 + 15) / 16) * 16 + size_t(qb) * plan.cap * 8 + size_t(qb) * 12 + 16;
-    if (bytes <= limit) {
-      plan.qb = qb;
-      plan.shared = bytes;
-      return plan;
+  const int k_pad = int(((k + 31) / 32) * 32);
+  // Most queries per block first (each code load serves them all); then pools with two tiles of headroom
+  // (a pool is cut back to k only after a full tile of appends) where they fit, else one.
+  for (int qb = 32; qb >= 1; qb /= 2)
+    for (int margin : {2, 1}) {
+      const int cap = k_pad + margin * plan.threads;
+      const size_t bytes = ((size_t(qb) * table * 4 + 15) / 16) * 16 + size_t(qb) * cap * 8 + size_t(qb) * 12 + 16;
+      if (bytes <= limit) {
+        plan.qb = qb;
+        plan.cap = cap;
+        plan.shared = bytes;
+        return plan;
+      }
     }
-  }
   QV_THROW(Unsupported, "GPU scan: the tables of one query (" << table * 4 << " bytes) and k = " << k
                                                               << " do not fit in shared memory");
 }
@@ -248,9 +264,22 @@ void run_scan(const ResidentCodes& codes, size_t nq, const float* dluts, const f
   int sms = 0, device = 0;
   QV_CUDA(cudaGetDevice(&device));
   QV_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  // Enough chunks that every multiprocessor gets about two blocks, rounded to whole tiles.
+  // Chunks per query group: one block per multiprocessor at a time (the tables fill its shared memory), so the
+  // grid should be whole waves; among 1 … 4 waves' worth, the count with the least idle tail, fewest first.
   const size_t n = codes.size();
-  size_t chunks = std::max<size_t>(1, (2 * size_t(sms) + groups - 1) / groups);
+  size_t chunks = 1;
+  {
+    double best = -1;
+    const size_t lo = std::max<size_t>(1, (size_t(sms) + groups - 1) / groups), hi = std::max(lo, 4 * size_t(sms) / groups);
+    for (size_t c = lo; c <= hi; ++c) {
+      const size_t blocks = c * groups, waves = (blocks + sms - 1) / sms;
+      const double use = double(blocks) / double(waves * sms);
+      if (use > best + 1e-9) {
+        best = use;
+        chunks = c;
+      }
+    }
+  }
   const size_t tile = size_t(plan.threads);
   size_t chunk_rows = ((n + chunks - 1) / chunks + tile - 1) / tile * tile;
   chunk_rows = std::max<size_t>(chunk_rows, tile);
@@ -272,6 +301,7 @@ void run_scan(const ResidentCodes& codes, size_t nq, const float* dluts, const f
   sg.counts = buffers.counts.get();
   sg.count_query_stride = 1;
   sg.count_seg_stride = groups * plan.qb;
+  sg.max_count = int(k);
   sg.nseg = int(chunks);
   detail::select_smallest(sg, nq, k, buffers.best.get());
 }
@@ -383,7 +413,7 @@ void adc_search(const ResidentCodes& codes, size_t nq, const float* luts, const 
 ScanTiming time_adc_scan(const ResidentCodes& codes, size_t nq, const float* luts, size_t k, int repeats,
                          int64_t* out_rows, float* out_scores, int threads) {
   QV_CHECK(k >= 1 && k <= kMaxK, InvalidArgument, "k = " << k);
-  const int saved = scan_threads();
+  const int saved = g_scan_threads;
   if (threads == 256 || threads == 512 || threads == 1024) g_scan_threads = threads;
   struct Restore {
     int value;
@@ -677,6 +707,7 @@ void ivf_search(const ResidentLists& lists, size_t nq, const float* queries, boo
     sg.counts = counts.get();
     sg.count_query_stride = nprobe;
     sg.count_seg_stride = 1;
+    sg.max_count = int(k);
     sg.nseg = int(nprobe);
     detail::select_smallest(sg, count, k, best.get());
     best.download(keys.data(), count * k);

@@ -127,7 +127,7 @@ void bench_scan(size_t n) {
       std::vector<float> luts(nq * m * 256);
       for (float& v : luts) v = float(rng.uniform() * 1000.0);
       for (size_t k : {size_t(10), size_t(100)})
-      for (int threads : {256, 512, 1024}) {
+      for (int threads : {0, 256, 512, 1024}) {
         std::vector<int64_t> rows(nq * k);
         std::vector<float> scores(nq * k);
         const cuda::ScanTiming t =
@@ -141,7 +141,7 @@ void bench_scan(size_t n) {
           }
         const double rate = double(n) * double(nq) / (t.median_ms * 1e-3) / 1e9;
         out("| " + std::to_string(m) + " | " + std::to_string(nq) + " | " + std::to_string(k) + " | " +
-            std::to_string(t.threads) + " | " + std::to_string(t.queries_per_block) + " | " + fmt(t.median_ms) + " | " + fmt(rate, 1) + (ok ? "" : " (INVALID)") +
+            (threads == 0 ? "**default** " : "") + std::to_string(t.threads) + " | " + std::to_string(t.queries_per_block) + " | " + fmt(t.median_ms) + " | " + fmt(rate, 1) + (ok ? "" : " (INVALID)") +
             " | " + (m == 8 ? "≥ 250" : "≥ 130") + " |");
       }
     }
