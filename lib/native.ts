@@ -20,18 +20,8 @@ export interface NativeTrainOptions {
   device?: 'cpu' | 'cuda';
 }
 
-export interface NativeGpuInfo {
-  compiled: boolean;
-  available: boolean;
-  name: string;
-  totalMemory: number;
-  freeMemory: number;
-  computeCapability: string;
-  multiprocessors: number;
-  cudaRuntime: number;
-  cudaDriver: number;
-  reason: string;
-}
+/** What gpuInfo() returns: documented as GpuInfo in quiver.ts. */
+export type NativeGpuInfo = import('./quiver').GpuInfo;
 
 export interface NativeSearchResult {
   ids: BigInt64Array;

@@ -206,22 +206,8 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
   };
 
   const size_t threads = effective_threads(params.threads);
-  if (gpu_usable(params.device)) {
-    std::vector<std::vector<Candidate>> found;
-    if (gpu_candidates(nq, queries, shortlist, params, filter, found)) {
-      default_pool().parallel_for(
-          nq, 16,
-          [&](size_t begin, size_t end) {
-            for (size_t q = begin; q < end; ++q)
-              finish_query(queries + q * dim_, std::move(found[q]), k, params, labels + q * k, distances + q * k);
-          },
-          threads);
-      return;
-    }
-  }
-  if (custom_search()) {
-    std::vector<std::vector<Candidate>> found(nq);
-    search_custom(nq, queries, shortlist, params, filter, nullptr, 1, found);
+  // Candidate lists from the GPU or an index's own search (IVF): refine and id mapping per query, in parallel.
+  auto finish_all = [&](std::vector<std::vector<Candidate>>& found) {
     default_pool().parallel_for(
         nq, 16,
         [&](size_t begin, size_t end) {
@@ -229,7 +215,15 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
             finish_query(queries + q * dim_, std::move(found[q]), k, params, labels + q * k, distances + q * k);
         },
         threads);
-    return;
+  };
+  if (gpu_usable(params.device)) {
+    std::vector<std::vector<Candidate>> found;
+    if (gpu_candidates(nq, queries, shortlist, params, filter, found)) return finish_all(found);
+  }
+  if (custom_search()) {
+    std::vector<std::vector<Candidate>> found(nq);
+    search_custom(nq, queries, shortlist, params, filter, nullptr, 1, found);
+    return finish_all(found);
   }
   // Many queries: one thread per query. Few queries over many rows: split each query's rows instead.
   if (nq < threads && n >= 2 * kMinRowsPerThread) {

@@ -48,7 +48,9 @@ std::string fmt(double v, int precision = 3) {
   return buf;
 }
 
-bool read_bvecs(const std::string& path, std::vector<float>* v, size_t* n, size_t* d) {
+// TEXMEX files: per vector an int32 dimension, then that many elements of T (uint8 for .bvecs, int32 for .ivecs).
+template <typename T, typename Out>
+bool read_vecs(const std::string& path, std::vector<Out>* v, size_t* n, size_t* d) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   v->clear();
@@ -56,8 +58,8 @@ bool read_bvecs(const std::string& path, std::vector<float>* v, size_t* n, size_
   for (;;) {
     int32_t dim;
     if (!in.read(reinterpret_cast<char*>(&dim), 4)) break;
-    std::vector<uint8_t> row(static_cast<size_t>(dim));
-    in.read(reinterpret_cast<char*>(row.data()), dim);
+    std::vector<T> row(static_cast<size_t>(dim));
+    in.read(reinterpret_cast<char*>(row.data()), std::streamsize(dim * sizeof(T)));
     v->insert(v->end(), row.begin(), row.end());
     *d = size_t(dim);
     ++*n;
@@ -65,21 +67,12 @@ bool read_bvecs(const std::string& path, std::vector<float>* v, size_t* n, size_
   return *n > 0;
 }
 
+bool read_bvecs(const std::string& path, std::vector<float>* v, size_t* n, size_t* d) {
+  return read_vecs<uint8_t>(path, v, n, d);
+}
+
 bool read_ivecs(const std::string& path, std::vector<int32_t>* v, size_t* n, size_t* d) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  v->clear();
-  *n = 0;
-  for (;;) {
-    int32_t dim;
-    if (!in.read(reinterpret_cast<char*>(&dim), 4)) break;
-    std::vector<int32_t> row(static_cast<size_t>(dim));
-    in.read(reinterpret_cast<char*>(row.data()), dim * 4);
-    v->insert(v->end(), row.begin(), row.end());
-    *d = size_t(dim);
-    ++*n;
-  }
-  return *n > 0;
+  return read_vecs<int32_t>(path, v, n, d);
 }
 
 bool read_u8(const std::string& path, size_t skip, size_t d, std::vector<float>* v, size_t* n) {
