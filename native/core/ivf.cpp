@@ -88,6 +88,7 @@ void IVFIndex::rebuild_coarse() { coarse_ = std::make_unique<CentroidTable>(nlis
 
 void IVFIndex::rebuild_precomputed() {
   precomputed_.clear();
+  neg2_transposed_.clear();
   const auto* pq = dynamic_cast<const ProductQuantizer*>(fine_.get());
   if (!pq || typeid(*fine_) != typeid(ProductQuantizer) || local_transforms_ || internal_metric() != Metric::L2 ||
       !pq->is_trained())
@@ -115,7 +116,15 @@ void IVFIndex::rebuild_precomputed() {
           row[j] = norms[m * ksub + j] + 2.0f * kern.dot(c, pq->centroids(m) + j * ds, ds);
       }
   });
+  std::vector<float> transposed(dim() * ksub);
+  for (size_t m = 0; m < m_count; ++m) {
+    const size_t ds = pq->sub_dim(m);
+    for (size_t j = 0; j < ksub; ++j)
+      for (size_t i = 0; i < ds; ++i)
+        transposed[(pq->sub_offset(m) + i) * ksub + j] = -2.0f * pq->centroids(m)[j * ds + i];
+  }
   precomputed_ = std::move(table);
+  neg2_transposed_ = std::move(transposed);
 }
 
 namespace {
@@ -443,10 +452,9 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
           if (precomputed) {
             // −2⟨q_m, y_mj⟩, shared by every probed list.
             for (size_t m = 0; m < pq_m; ++m) {
-              const size_t ds = pq->sub_dim(m);
-              const float* qm = query + pq->sub_offset(m);
-              for (size_t j = 0; j < pq_ksub; ++j)
-                query_table[m * pq_ksub + j] = -2.0f * kern.dot(qm, pq->centroids(m) + j * ds, ds);
+              const size_t at = pq->sub_offset(m);
+              kern.dot_transposed(query + at, &neg2_transposed_[at * pq_ksub], pq->sub_dim(m), pq_ksub, pq_ksub,
+                                  &query_table[m * pq_ksub]);
             }
           }
           for (size_t p = 0; p < nprobe; ++p) {

@@ -102,6 +102,9 @@ class IVFIndex : public Index {
   std::vector<float> transforms_;   // nlist × dim × dim (row-major R_l) when local_transforms_
   std::unique_ptr<CentroidTable> coarse_;
   std::vector<float> precomputed_;  // nlist × M × ksub: ‖y_mj‖² + 2⟨c_l(m), y_mj⟩ (empty when not used)
+  // With precomputed_: −2·y transposed per sub-quantizer (sub-space m: sub_dim(m) rows × ksub, at
+  // sub_offset(m)·ksub), so a query's table −2⟨q_m, y_mj⟩ is one dot_transposed per sub-space.
+  std::vector<float> neg2_transposed_;
   bool use_precomputed_ = true;
   // Owned lists (after training, adds or the first mutation of a loaded index).
   std::vector<std::vector<uint8_t>> list_codes_;
