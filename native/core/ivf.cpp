@@ -443,7 +443,8 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
           std::partial_sort(probes.begin(), probes.begin() + long(nprobe), probes.end());
           std::vector<TopK> best(groups, TopK(shortlist));
           std::unique_ptr<DistanceTable> ip_table;
-          if (metric == Metric::InnerProduct && !local_transforms_) ip_table = fine_->distance_table(query, metric);
+          if (metric == Metric::InnerProduct && !local_transforms_ && !fast_scan_)
+            ip_table = fine_->distance_table(query, metric);
           if (fast_scan_ && metric == Metric::InnerProduct && !local_transforms_) {
             // Not by residual: one quantised table for every list (the lists differ by −⟨q, c_l⟩ only).
             pq->compute_lut(query, metric, fs_table->lut());

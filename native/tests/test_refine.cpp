@@ -272,3 +272,34 @@ TEST_CASE("refine: SIFT recall after refine — fp16 equals f32, int8 within its
   for (size_t i = 0; i < nq * k; ++i) same += res[1].labels[i] == res[0].labels[i];
   CHECK_MSG(same >= nq * k * 99 / 100, same);
 }
+
+TEST_CASE("refine: int8 stores clamp to the trained range and round to the nearest step; fp16 rounds") {
+  const size_t d = 4, n = 300;
+  // Training data spans [0, 1] in every dimension (exactly: the first two rows are the corners).
+  std::vector<float> x = qvtest::random_floats(n * d, 12);
+  for (float& v : x) v = (v + 1) / 2;
+  for (size_t j = 0; j < d; ++j) {
+    x[j] = 0.0f;
+    x[d + j] = 1.0f;
+  }
+  auto int8 = build("PQ2x4,Refine,store=int8", n, d, x);
+  auto fp16 = build("PQ2x4,Refine,store=fp16", n, d, x);
+  const float v[d] = {-1.0f, 0.5f, 2.0f, 0.2509f};
+  const int64_t id = 1000;
+  int8->add(1, v, &id, 1);
+  fp16->add(1, v, &id, 1);
+  float got[d];
+  REQUIRE(int8->reconstruct_refined(id, got));
+  const float step = 1.0f / 255.0f;
+  CHECK(got[0] == 0.0f);                                // clamped up to the trained minimum
+  CHECK_NEAR(got[2], 1.0f, 1e-6);                        // clamped down to the trained maximum
+  CHECK(std::fabs(got[1] - 0.5f) <= step / 2 + 1e-6f);   // nearest step
+  CHECK(std::fabs(got[3] - 0.2509f) <= step / 2 + 1e-6f);
+  REQUIRE(fp16->reconstruct_refined(id, got));
+  for (size_t j = 0; j < d; ++j) CHECK(got[j] == half_to_float(float_to_half(v[j])));
+  CHECK(got[3] != v[3] && std::fabs(got[3] - v[3]) <= v[3] * std::ldexp(1.0f, -11));
+  // The codes' decoding is what reconstruct() returns, not the refine copy.
+  float decoded[d];
+  REQUIRE(fp16->reconstruct(id, decoded));
+  CHECK(std::fabs(decoded[3] - v[3]) > std::fabs(got[3] - v[3]));
+}
