@@ -18,6 +18,7 @@
         "native/core/pq.cpp",
         "native/core/prq.cpp",
         "native/core/serialize.cpp",
+        "native/core/refine.cpp",
         "native/core/rq.cpp",
         "native/core/shards.cpp",
         "native/core/simd.cpp",

@@ -93,7 +93,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     t0 = performance.now();
     await index.add(base.data as Float32Array);
     const addSeconds = (performance.now() - t0) / 1000;
-    const searchOptions = { refine: spec.endsWith(',Refine') ? refine : 1, nprobe: options.nprobe ?? 16, threads: options.threads };
+    const searchOptions = { refine: /,Refine(,store=\w+)?$/.test(spec) ? refine : 1, nprobe: options.nprobe ?? 16, threads: options.threads };
     const result = await index.search(queries.data as Float32Array, k, searchOptions);
     const qdata = queries.data as Float32Array;
     const batchQps = rate(() => index.searchSync(qdata, k, searchOptions)) * queries.n;
@@ -121,7 +121,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 }
 
 function searchNote(spec: string, refine: number, nprobe: number): string {
-  const notes = [spec.startsWith('IVF') ? `nprobe ${nprobe}` : '', spec.endsWith(',Refine') ? `refine ${refine}` : ''];
+  const notes = [spec.startsWith('IVF') ? `nprobe ${nprobe}` : '', /,Refine(,store=\w+)?$/.test(spec) ? `refine ${refine}` : ''];
   const text = notes.filter(Boolean).join(', ');
   return text ? ` (${text})` : '';
 }

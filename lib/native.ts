@@ -34,6 +34,7 @@ export interface NativeIndex {
   readonly spec: string;
   readonly metric: string;
   readonly codeSize: number;
+  readonly refineBytes: number;
   readonly isTrained: boolean;
   readonly closed: boolean;
   train(v: Float32Array, o: NativeTrainOptions, cb?: (p: NativeProgress) => void): Promise<void>;

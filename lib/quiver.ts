@@ -61,7 +61,10 @@ export interface AddOptions {
 export interface SearchOptions {
   /** Inverted lists to visit per query (IVF indexes; exhaustive indexes ignore it). Default 1. */
   nprobe?: number;
-  /** Re-score the best k × refine candidates with the stored full vectors (spec must end in ",Refine"). */
+  /**
+   * Re-score the best k × refine candidates with the stored vectors (spec must end in ",Refine", optionally
+   * ",Refine,store=fp16" or ",Refine,store=int8" for a 2- or 1-byte-per-dimension store).
+   */
   refine?: number;
   threads?: number;
   /** Allow-list: only these ids can be returned (a bitset is built natively; unknown ids are ignored). */
@@ -335,6 +338,10 @@ export class Index {
   get codeSize(): number {
     return this.#native.codeSize;
   }
+  /** Bytes per vector of the refine store (",Refine": 4·dim, ",Refine,store=fp16": 2·dim, "…=int8": dim), else 0. */
+  get refineBytes(): number {
+    return this.#native.refineBytes;
+  }
   get closed(): boolean {
     return this.#native.closed;
   }
@@ -375,7 +382,11 @@ export class Index {
     return this.#native.has(this.#checkId(id));
   }
 
-  /** The stored (Flat) or decoded (compressed) vector of an id, or undefined if absent. Cosine: normalised. */
+  /**
+   * The stored (Flat) or decoded (compressed) vector of an id, or undefined if absent. Cosine: normalised.
+   * Compressed indexes return what their codes decode to, also when they keep a refine store (whose copy is
+   * f32-exact, fp16- or int8-rounded and only used to re-score search candidates).
+   */
   reconstruct(id: bigint): Float32Array | undefined {
     return this.#native.reconstruct(this.#checkId(id));
   }

@@ -70,7 +70,7 @@ const RECALL_CUTOFFS = [1, 10, 100];
 /** The search-parameter grid of a quiver spec: nprobe for IVF specs, refine for ",Refine" specs. */
 export function quiverSweep(spec: string, plan: Pick<SuitePlan, 'nprobe' | 'refine'>): SearchParams[] {
   const nprobes: (number | undefined)[] = /(^|,)IVF/i.test(spec) ? plan.nprobe : [undefined];
-  const refines: (number | undefined)[] = /,Refine$/i.test(spec) ? plan.refine : [undefined];
+  const refines: (number | undefined)[] = /,Refine(,store=\w+)?$/i.test(spec) ? plan.refine : [undefined];
   const grid: SearchParams[] = [];
   for (const nprobe of nprobes) {
     for (const refine of refines) {
@@ -202,7 +202,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
       const built = index;
       const added = await timed(() => built.add(dataset.base));
       const rssDeltaBytes = residentBytes() - rssBefore;
-      const refineStore = /,Refine$/i.test(index.spec) ? 4 * dim : 0;
+      const refineStore = index.refineBytes;
       for (const params of sweep) {
         try {
           const searchOptions = (threads: number): SearchOptions => ({ ...params, threads });

@@ -4,6 +4,8 @@
 // compare results, so a change of the file format (or of training) shows up as a failing test and has to be
 // made deliberately: bump the format version, keep a reader for the old one, and regenerate with
 //   npm run build && node scripts/make-fixtures.js
+// Naming fixtures (node scripts/make-fixtures.js pq8x8-refine-fp16-l2 …) writes only those and updates their
+// entries in expected.json, leaving every other file as it was (so files of older builds stay covered).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -24,6 +26,8 @@ const SPECS = {
   'opq8-pq8x8-l2': ['OPQ8,PQ8x8', 'l2'],
   'trq1x8-pq8x4-l2': ['TRQ1x8,PQ8x4', 'l2'],
   'prq2x2x8-l2': ['PRQ2x2x8', 'l2'],
+  'pq8x8-refine-fp16-l2': ['PQ8x8,Refine,store=fp16', 'l2'],
+  'ivf4-pq8x4-refine-int8-ip': ['IVF4,PQ8x4,Refine,store=int8', 'ip'],
 };
 
 (async () => {
@@ -32,8 +36,13 @@ const SPECS = {
   const dim = all.dim;
   const base = all.data.subarray(0, 500 * dim);
   const queries = all.data.subarray(500 * dim, 505 * dim);
-  const expected = { queries: Array.from(queries), k: 5, indexes: {} };
+  const only = process.argv.slice(2);
+  for (const name of only) if (!SPECS[name]) throw new Error(`unknown fixture ${name}; known: ${Object.keys(SPECS).join(', ')}`);
+  const expected = only.length
+    ? JSON.parse(fs.readFileSync(path.join(out, 'expected.json'), 'utf8'))
+    : { queries: Array.from(queries), k: 5, indexes: {} };
   for (const [name, [spec, metric]] of Object.entries(SPECS)) {
+    if (only.length && !only.includes(name)) continue;
     const index = await Index.train(spec, base, { dim, metric, seed: 7, iterations: 5 });
     const ids = BigInt64Array.from({ length: 500 }, (_, i) => BigInt(i) * 3n + 1000n);
     const categories = Int32Array.from({ length: 500 }, (_, i) => i % 5);
@@ -42,6 +51,11 @@ const SPECS = {
     const r = await index.search(queries, 5, { refine: spec.includes('Refine') ? 4 : 1 });
     await index.save(path.join(out, `${name}.qvr`));
     expected.indexes[name] = { spec, metric, size: index.size, ids: Array.from(r.ids, String), distances: Array.from(r.distances) };
+  }
+  if (only.length) {
+    fs.writeFileSync(path.join(out, 'expected.json'), JSON.stringify(expected) + '\n');
+    console.log(`fixtures ${only.join(', ')} written to ${path.relative(root, out)}`);
+    return;
   }
   const codec = await Codec.train('PQ8x8', base, { dim, seed: 7, iterations: 5 });
   await codec.save(path.join(out, 'pq8x8.qvc'));

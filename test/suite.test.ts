@@ -8,6 +8,7 @@ import t from 'tap';
 
 import {
   createPeers,
+  faissFactoryFor,
   formatMarkdown,
   loadHdf5Dataset,
   loadH5wasm,
@@ -86,6 +87,11 @@ t.test('the sweep grid follows the spec: nprobe for IVF, refine for ",Refine", o
   t.same(quiverSweep('PQ16x8', plan), [{}]);
   t.same(quiverSweep('PQ16x8,Refine', plan), [{ refine: 1 }, { refine: 4 }]);
   t.equal(quiverSweep('IVF64,PQ16x8,Refine', plan).length, 4);
+  t.same(quiverSweep('PQ16x8,Refine,store=int8', plan), [{ refine: 1 }, { refine: 4 }], 'refine stores sweep refine too');
+  // faiss counterparts of the refine stores (faiss 1.7.3 builds all three).
+  t.equal(faissFactoryFor('PQ16x8,Refine'), 'PQ16x8,RFlat');
+  t.equal(faissFactoryFor('IVF64,PQ16x8,Refine,store=fp16'), 'IVF64,PQ16x8,Refine(SQfp16)');
+  t.equal(faissFactoryFor('IVF64,PQ32x4fs,Refine,store=int8'), 'IVF64,PQ32x4fs,Refine(SQ8)');
 });
 
 t.test('bad sweep settings are RangeErrors that name the setting', async (t) => {

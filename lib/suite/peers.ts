@@ -362,9 +362,16 @@ export interface FaissOptions {
   factories?: string[];
 }
 
-/** The faiss factory string equivalent to a quiver spec (same names, except quiver's ",Refine" is ",RFlat"). */
+/**
+ * The faiss factory string equivalent to a quiver spec (same names, except quiver's refine stores: ",Refine" is
+ * ",RFlat", ",Refine,store=fp16" is ",Refine(SQfp16)" and ",Refine,store=int8" is ",Refine(SQ8)").
+ */
 export function faissFactoryFor(spec: string): string {
-  return spec.replace(/,Refine$/, ',RFlat');
+  return spec
+    .replace(/,Refine$/, ',RFlat')
+    .replace(/,Refine,store=f32$/, ',RFlat')
+    .replace(/,Refine,store=fp16$/, ',Refine(SQfp16)')
+    .replace(/,Refine,store=int8$/, ',Refine(SQ8)');
 }
 
 function faissSweep(factory: string, plan: SuitePlan): SearchParams[] {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { AnchorRow, QpsFigures, SearchParams, SpeedRatio, SuiteResult, SuiteRow } from './types';
+import { faissFactoryFor } from './peers';
 
 const num = (value: number | null | undefined, digits = 0): string =>
   value === null || value === undefined || !Number.isFinite(value)
@@ -87,7 +88,7 @@ function anchorSection(result: SuiteResult): string {
   const ours = (spec: string | undefined) =>
     spec ? result.rows.find((r) => r.system === 'quiver' && r.spec === spec && Object.keys(r.params).length === 0) : undefined;
   const faissHere = (spec: string | undefined) =>
-    spec ? result.rows.find((r) => r.system === 'faiss' && r.spec === spec.replace(/,Refine$/, ',RFlat')) : undefined;
+    spec ? result.rows.find((r) => r.system === 'faiss' && r.spec === faissFactoryFor(spec)) : undefined;
   const rows = anchors.rows.map((a: AnchorRow) => {
     const mine = ours(a.quiverSpec);
     const reference = faissHere(a.quiverSpec);

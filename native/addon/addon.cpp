@@ -266,6 +266,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
                            InstanceAccessor<&IndexWrap::Spec>("spec"),
                            InstanceAccessor<&IndexWrap::MetricName>("metric"),
                            InstanceAccessor<&IndexWrap::CodeSize>("codeSize"),
+                           InstanceAccessor<&IndexWrap::RefineBytes>("refineBytes"),
                            InstanceAccessor<&IndexWrap::IsTrained>("isTrained"),
                            InstanceAccessor<&IndexWrap::IsClosed>("closed"),
                        });
@@ -289,6 +290,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
       spec_ = state_->index->spec();
       metric_ = metric;
       code_size_ = state_->index->code_size();
+      refine_bytes_ = state_->index->refine_bytes();
       return 0;
     });
   }
@@ -306,6 +308,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     spec_ = index.spec();
     metric_ = index.metric();
     code_size_ = index.code_size();
+    refine_bytes_ = index.refine_bytes();
   }
 
   std::shared_ptr<IndexState> live(Napi::Env env) const {
@@ -610,6 +613,9 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     return Napi::String::New(info.Env(), quiver::metric_name(metric_));
   }
   Napi::Value CodeSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(code_size_)); }
+  Napi::Value RefineBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(refine_bytes_));
+  }
   Napi::Value IsTrained(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), state_ && state_->trained.load());
   }
@@ -619,6 +625,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
   std::string spec_;
   size_t dim_ = 0;
   size_t code_size_ = 0;
+  size_t refine_bytes_ = 0;
   quiver::Metric metric_ = quiver::Metric::L2;
 };
 

@@ -11,30 +11,21 @@
 namespace quiver {
 
 namespace {
-constexpr size_t kBlock = 32;
+constexpr size_t kBlock = kFastScanBlock;
 // Blocks scanned per kernel call: 1 024 rows, whose uint16 sums stay in L1.
 constexpr size_t kBlocksPerCall = 32;
 }  // namespace
 
-FastScanIndex::FastScanIndex(size_t dim, Metric metric, size_t m, bool store_vectors)
-    : Index(dim, metric), pq_(dim, m, 4), store_vectors_(store_vectors) {
-  QV_CHECK(m <= 256, InvalidArgument, "fast-scan supports at most 256 sub-quantizers, got " << m);
-}
-
-std::string FastScanIndex::spec() const {
-  return "PQ" + std::to_string(pq_.m()) + "x4fs" + (store_vectors_ ? ",Refine" : "");
-}
-
-uint32_t FastScanIndex::sub_code(size_t row, size_t m) const {
-  const uint8_t byte = blocks_.data()[(row / kBlock) * npairs() * kBlock + (m / 2) * kBlock + row % kBlock];
+uint32_t fast_scan_sub_code(const uint8_t* blocks, size_t npairs, size_t row, size_t m) {
+  const uint8_t byte = blocks[(row / kBlock) * npairs * kBlock + (m / 2) * kBlock + row % kBlock];
   return (m % 2 == 0) ? byte & 15u : byte >> 4;
 }
 
-void FastScanIndex::put_codes(uint8_t* blocks, size_t first, size_t count, const uint32_t* sub_codes) const {
-  const size_t m_count = pq_.m(), pairs = npairs();
+void fast_scan_put(uint8_t* blocks, size_t npairs, size_t m_count, size_t first, size_t count,
+                   const uint32_t* sub_codes) {
   for (size_t i = 0; i < count; ++i) {
     const size_t row = first + i;
-    uint8_t* block = blocks + (row / kBlock) * pairs * kBlock;
+    uint8_t* block = blocks + (row / kBlock) * npairs * kBlock;
     for (size_t m = 0; m < m_count; ++m) {
       uint8_t& byte = block[(m / 2) * kBlock + row % kBlock];
       byte = (m % 2 == 0) ? uint8_t((byte & 0xF0) | sub_codes[i * m_count + m])
@@ -43,16 +34,81 @@ void FastScanIndex::put_codes(uint8_t* blocks, size_t first, size_t count, const
   }
 }
 
+bool fast_scan_padding_is_zero(const uint8_t* blocks, size_t npairs, size_t m_count, size_t rows) {
+  const size_t block_bytes = npairs * kBlock;
+  for (size_t row = rows; row % kBlock != 0; ++row)
+    for (size_t pair = 0; pair < npairs; ++pair)
+      if (blocks[(row / kBlock) * block_bytes + pair * kBlock + row % kBlock] != 0) return false;
+  if (m_count % 2 == 1)
+    for (size_t row = 0; row < rows; ++row)
+      if ((blocks[(row / kBlock) * block_bytes + (npairs - 1) * kBlock + row % kBlock] >> 4) != 0) return false;
+  return true;
+}
+
+void FastScanTable::set(const float* lut) {
+  if (lut != lut_.data()) std::memcpy(lut_.data(), lut, m_ * 16 * sizeof(float));
+  float widest = 0;
+  bias_ = 0;
+  for (size_t m = 0; m < m_; ++m) {
+    const float* row = &lut_[m * 16];
+    const float lo = *std::min_element(row, row + 16), hi = *std::max_element(row, row + 16);
+    bias_ += lo;
+    widest = std::max(widest, hi - lo);
+  }
+  scale_ = widest > 0 ? 255.0f / widest : 1.0f;
+  for (size_t m = 0; m < m_; ++m) {
+    const float* row = &lut_[m * 16];
+    const float lo = *std::min_element(row, row + 16);
+    // (row − lo)·scale ∈ [0, 255]: adding ½ and truncating rounds to nearest (error ≤ ½ step, as the bound
+    // assumes) without std::nearbyint's call, which dominated the table set-up of small IVF lists.
+    for (size_t j = 0; j < 16; ++j)
+      qlut_[m * 16 + j] = uint8_t(std::min(255.0f, (row[j] - lo) * scale_ + 0.5f));
+  }
+}
+
+float FastScanTable::exact(const uint8_t* blocks, size_t row) const {
+  const uint8_t* bytes = blocks + (row / kBlock) * pairs_ * kBlock + row % kBlock;
+  const float* table = lut_.data();
+  float even = 0, odd = 0;
+  const size_t full_pairs = m_ / 2;
+  for (size_t p = 0; p < full_pairs; ++p, table += 32) {
+    const uint8_t byte = bytes[p * kBlock];
+    even += table[byte & 15];
+    odd += table[16 + (byte >> 4)];
+  }
+  if (m_ % 2) even += table[bytes[full_pairs * kBlock] & 15];
+  return even + odd;
+}
+
+uint32_t FastScanTable::bound(double threshold) const {
+  if (!std::isfinite(threshold)) return std::numeric_limits<uint32_t>::max();
+  const double b = (threshold - bias_) * scale_ + 0.5 * double(m_) + 1.0;
+  if (b < 0) return 0;
+  return b > 1e9 ? std::numeric_limits<uint32_t>::max() : uint32_t(b);
+}
+
+FastScanIndex::FastScanIndex(size_t dim, Metric metric, size_t m, bool store_vectors)
+    : Index(dim, metric), pq_(dim, m, 4) {
+  QV_CHECK(m <= 256, InvalidArgument, "fast-scan supports at most 256 sub-quantizers, got " << m);
+  if (store_vectors) set_refine_storage(RefineStorage::Float32);
+}
+
+std::string FastScanIndex::spec() const {
+  return "PQ" + std::to_string(pq_.m()) + "x4fs" + refine_suffix();
+}
+
+uint32_t FastScanIndex::sub_code(size_t row, size_t m) const {
+  return fast_scan_sub_code(blocks_.data(), npairs(), row, m);
+}
+
 void FastScanIndex::add_impl(size_t n, const float* x, int threads) {
   const size_t m_count = pq_.m(), first = size();
   std::vector<uint8_t> packed(n * pq_.code_size());
   pq_.encode(n, x, packed.data(), threads);
   std::vector<uint32_t> sub(n * m_count);
   for (size_t i = 0; i < n; ++i) pq_.unpack(packed.data() + i * pq_.code_size(), sub.data() + i * m_count);
-  if (store_vectors_) vectors_.reserve(vectors_.size() + n * dim());
   blocks_.resize((first + n + kBlock - 1) / kBlock * npairs() * kBlock);
   put_codes(blocks_.mutable_data(), first, n, sub.data());
-  if (store_vectors_) vectors_.append(x, n * dim());
 }
 
 void FastScanIndex::compact_impl(const std::vector<bool>& keep) {
@@ -67,7 +123,6 @@ void FastScanIndex::compact_impl(const std::vector<bool>& keep) {
   std::vector<uint8_t> blocks((kept + kBlock - 1) / kBlock * npairs() * kBlock, 0);
   put_codes(blocks.data(), 0, kept, sub.data());
   blocks_.assign(std::move(blocks));
-  if (store_vectors_) vectors_.compact(keep, dim());
 }
 
 void FastScanIndex::merge_impl(const Index& other) {
@@ -79,10 +134,8 @@ void FastScanIndex::merge_impl(const Index& other) {
   std::vector<uint32_t> sub(n * m_count);
   for (size_t row = 0; row < n; ++row)
     for (size_t m = 0; m < m_count; ++m) sub[row * m_count + m] = o.sub_code(row, m);
-  if (store_vectors_) vectors_.reserve(vectors_.size() + o.vectors_.size());
   blocks_.resize((first + n + kBlock - 1) / kBlock * npairs() * kBlock);
   put_codes(blocks_.mutable_data(), first, n, sub.data());
-  if (store_vectors_) vectors_.append(o.vectors_.data(), o.vectors_.size());
 }
 
 void FastScanIndex::reconstruct_row(size_t row, float* out) const {
@@ -97,52 +150,16 @@ namespace {
 class FastScanScorer : public RowScorer {
  public:
   FastScanScorer(const FastScanIndex& index, const uint8_t* blocks, const float* query, Metric metric)
-      : index_(index), blocks_(blocks), m_(index.pq().m()), pairs_(index.npairs()),
-        lut_(m_ * 16), qlut_(pairs_ * 32, 0) {
-    index.pq().compute_lut(query, metric, lut_.data());
-    // Quantise every sub-table to uint8 with one common scale, so that sums stay comparable:
-    // q = round((lut − min_m) · scale), and Σ lut ≈ Σ q / scale + Σ min_m with |error| ≤ M/2 steps.
-    float widest = 0;
-    for (size_t m = 0; m < m_; ++m) {
-      const float* row = &lut_[m * 16];
-      const float lo = *std::min_element(row, row + 16), hi = *std::max_element(row, row + 16);
-      bias_ += lo;
-      widest = std::max(widest, hi - lo);
-    }
-    scale_ = widest > 0 ? 255.0f / widest : 1.0f;
-    for (size_t m = 0; m < m_; ++m) {
-      const float* row = &lut_[m * 16];
-      const float lo = *std::min_element(row, row + 16);
-      for (size_t j = 0; j < 16; ++j)
-        qlut_[m * 16 + j] = uint8_t(std::min(255.0f, std::nearbyint((row[j] - lo) * scale_)));
-    }
+      : blocks_(blocks), pairs_(index.npairs()), table_(index.pq().m()) {
+    index.pq().compute_lut(query, metric, table_.lut());
+    table_.set(table_.lut());
   }
 
-  // Exact ADC score of a row from the float tables: walks the row's bytes in its block (one byte per pair).
-  float exact(size_t row) const {
-    const uint8_t* bytes = blocks_ + (row / kBlock) * pairs_ * kBlock + row % kBlock;
-    const float* table = lut_.data();
-    float even = 0, odd = 0;
-    const size_t full_pairs = m_ / 2;
-    for (size_t p = 0; p < full_pairs; ++p, table += 32) {
-      const uint8_t byte = bytes[p * kBlock];
-      even += table[byte & 15];
-      odd += table[16 + (byte >> 4)];
-    }
-    if (m_ % 2) even += table[bytes[full_pairs * kBlock] & 15];
-    return even + odd;
-  }
+  float exact(size_t row) const { return table_.exact(blocks_, row); }
+  uint32_t bound(float threshold) const { return table_.bound(threshold); }
 
   void score(size_t begin, size_t count, float* out) const override {
     for (size_t i = 0; i < count; ++i) out[i] = exact(begin + i);
-  }
-
-  // Largest uint16 sum that may still beat `threshold` given the quantisation error bound.
-  uint32_t bound(float threshold) const {
-    if (!std::isfinite(threshold)) return std::numeric_limits<uint32_t>::max();
-    const double b = (double(threshold) - bias_) * scale_ + 0.5 * double(m_) + 1.0;
-    if (b < 0) return 0;
-    return b > 1e9 ? std::numeric_limits<uint32_t>::max() : uint32_t(b);
   }
 
   bool scan(size_t begin, size_t end, TopK& out, const RowFilter& filter) const override {
@@ -152,7 +169,7 @@ class FastScanScorer : public RowScorer {
     const size_t block_bytes = pairs_ * kBlock;
     for (size_t first_block = begin / kBlock; first_block * kBlock < end; first_block += kBlocksPerCall) {
       const size_t nblocks = std::min(kBlocksPerCall, (end - first_block * kBlock + kBlock - 1) / kBlock);
-      kern.fastscan_u4(blocks_ + first_block * block_bytes, nblocks, pairs_, qlut_.data(), sums, block_min);
+      kern.fastscan_u4(blocks_ + first_block * block_bytes, nblocks, pairs_, table_.qlut(), sums, block_min);
       for (size_t blk = 0; blk < nblocks; ++blk) {
         if (block_min[blk] > limit) continue;  // no row of this block can enter the top-k
         const size_t row0 = (first_block + blk) * kBlock;
@@ -171,13 +188,9 @@ class FastScanScorer : public RowScorer {
   }
 
  private:
-  const FastScanIndex& index_;
   const uint8_t* blocks_;
-  size_t m_, pairs_;
-  std::vector<float> lut_;     // M × 16 float ADC tables
-  std::vector<uint8_t> qlut_;  // 2·npairs × 16 quantised tables (zeros for the phantom sub-quantizer)
-  double bias_ = 0;
-  float scale_ = 1;
+  size_t pairs_;
+  FastScanTable table_;
 };
 
 }  // namespace
@@ -186,13 +199,13 @@ std::unique_ptr<RowScorer> FastScanIndex::make_scorer(const float* query) const 
   return std::make_unique<FastScanScorer>(*this, blocks_.data(), query, internal_metric());
 }
 
-// Sections: 'CODC' (the PQ<M>x4 codec), 'FSCN' (the blocks, as a bulk byte section), 'VECS' when refining.
+// Sections: 'CODC' (the PQ<M>x4 codec), 'FSCN' (the blocks, as a bulk byte section); the base class adds the
+// refine store's.
 void FastScanIndex::save_impl(ContainerWriter& out) const {
   ByteWriter codec;
   write_codec_section(pq_, codec);
   out.section(fourcc("CODC"), codec);
   write_bulk(out, fourcc("FSCN"), blocks_.data(), blocks_.size());
-  if (store_vectors_) write_bulk(out, fourcc("VECS"), vectors_.data(), vectors_.size());
 }
 
 void FastScanIndex::load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
@@ -210,16 +223,8 @@ void FastScanIndex::load_impl(const std::vector<Section>& sections, const std::s
             borrow, blocks_);
   // Nibbles that belong to no row (padding rows of the last block, the phantom sub-quantizer of an odd M) are
   // scanned too, so they must be zero for the file to be what save() writes.
-  const uint8_t* p = blocks_.data();
-  for (size_t row = size(); row % kBlock != 0; ++row)
-    for (size_t pair = 0; pair < npairs(); ++pair)
-      QV_CHECK(p[(row / kBlock) * block_bytes + pair * kBlock + row % kBlock] == 0, Corrupt,
-               "fast-scan padding is not zero");
-  if (pq_.m() % 2 == 1)
-    for (size_t row = 0; row < size(); ++row)
-      QV_CHECK((p[(row / kBlock) * block_bytes + (npairs() - 1) * kBlock + row % kBlock] >> 4) == 0, Corrupt,
-               "fast-scan phantom sub-code is not zero");
-  if (store_vectors_) read_bulk(sections, fourcc("VECS"), "vectors", size() * dim(), source, borrow, vectors_);
+  QV_CHECK(fast_scan_padding_is_zero(blocks_.data(), npairs(), pq_.m(), size()), Corrupt,
+           "fast-scan padding or phantom sub-code is not zero");
 }
 
 }  // namespace quiver

@@ -19,6 +19,48 @@
 
 namespace quiver {
 
+constexpr size_t kFastScanBlock = 32;  // rows per block
+
+// Block-layout helpers shared by FastScanIndex and IVF lists in the fast-scan layout (IVF<n>,PQ<M>x4fs):
+// `blocks` holds ⌈rows/32⌉ blocks of npairs × 32 bytes, laid out as above.
+inline size_t fast_scan_bytes(size_t rows, size_t npairs) {
+  return (rows + kFastScanBlock - 1) / kFastScanBlock * npairs * kFastScanBlock;
+}
+// Sub-code m of `row`.
+uint32_t fast_scan_sub_code(const uint8_t* blocks, size_t npairs, size_t row, size_t m);
+// Writes the sub-codes of `count` rows (count × m_count values) at rows first … first+count−1 (the bytes must
+// exist; nibbles not written keep their value).
+void fast_scan_put(uint8_t* blocks, size_t npairs, size_t m_count, size_t first, size_t count,
+                   const uint32_t* sub_codes);
+// True when every nibble that belongs to no row (rows ≥ `rows` in the last block, the phantom sub-quantizer of
+// an odd M) is zero, as the writers leave them; loaders insist on it because the kernels scan them.
+bool fast_scan_padding_is_zero(const uint8_t* blocks, size_t npairs, size_t m_count, size_t rows);
+
+// One query's tables for fast-scan: the float ADC table (M × 16, smaller is better) and its uint8 quantisation
+// with one common scale, q = round((lut − min_m) · scale), so that Σ lut ≈ Σ q / scale + Σ min_m with
+// |error| ≤ M/2 steps. Scanning keeps a row only when its uint8 sum is within that bound of the current
+// threshold, then scores it exactly from the float table: the results are those of exact 4-bit ADC.
+class FastScanTable {
+ public:
+  explicit FastScanTable(size_t m_count) : m_(m_count), pairs_((m_count + 1) / 2), lut_(m_count * 16), qlut_(pairs_ * 32) {}
+  // lut: M × 16 floats (may be lut() itself, filled in place). Recomputes the quantised tables.
+  void set(const float* lut);
+  float* lut() { return lut_.data(); }
+  // Exact score of a row from the float table.
+  float exact(const uint8_t* blocks, size_t row) const;
+  // Largest uint16 sum that may still score ≤ threshold (the sums' quantisation error included).
+  uint32_t bound(double threshold) const;
+  const uint8_t* qlut() const { return qlut_.data(); }
+  size_t npairs() const { return pairs_; }
+
+ private:
+  size_t m_, pairs_;
+  std::vector<float> lut_;     // M × 16
+  std::vector<uint8_t> qlut_;  // 2·npairs × 16 (zeros for the phantom sub-quantizer)
+  double bias_ = 0;
+  float scale_ = 1;
+};
+
 class FastScanIndex : public Index {
  public:
   FastScanIndex(size_t dim, Metric metric, size_t m, bool store_vectors);
@@ -36,21 +78,18 @@ class FastScanIndex : public Index {
   void compact_impl(const std::vector<bool>& keep) override;
   std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
   void reconstruct_row(size_t row, float* out) const override;
-  bool has_stored_vectors() const override { return store_vectors_; }
-  const float* stored_vector(size_t row) const override { return vectors_.data() + row * dim(); }
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
   void merge_impl(const Index& other) override;
 
  private:
-  // Writes the sub-codes of `count` rows (count × M values) at rows first … first+count−1 of `blocks`.
-  void put_codes(uint8_t* blocks, size_t first, size_t count, const uint32_t* sub_codes) const;
+  void put_codes(uint8_t* blocks, size_t first, size_t count, const uint32_t* sub_codes) const {
+    fast_scan_put(blocks, npairs(), pq_.m(), first, count, sub_codes);
+  }
 
   ProductQuantizer pq_;
-  bool store_vectors_;
   RowStore<uint8_t> blocks_;  // ⌈size/32⌉ blocks × npairs × 32 bytes
-  RowStore<float> vectors_;   // size() × dim when store_vectors_
 };
 
 }  // namespace quiver

@@ -35,21 +35,6 @@ std::vector<float> normalized_copy(size_t n, size_t d, const float* x) {
 
 }  // namespace
 
-template <typename T>
-void RowStore<T>::compact(const std::vector<bool>& keep, size_t width) {
-  materialize();
-  size_t out = 0;
-  for (size_t row = 0; row < keep.size(); ++row) {
-    if (!keep[row]) continue;
-    if (out != row) std::memmove(&owned_[out * width], &owned_[row * width], width * sizeof(T));
-    ++out;
-  }
-  owned_.resize(out * width);
-}
-
-template class RowStore<float>;
-template class RowStore<uint8_t>;
-
 Index::Index(size_t dim, Metric metric) : dim_(dim), metric_(metric) {
   QV_CHECK(dim >= 1, InvalidArgument, "dim must be >= 1, got " << dim);
 }
@@ -59,15 +44,17 @@ void Index::train(size_t n, const float* x, const TrainContext& ctx) {
   if (metric_ == Metric::Cosine) {
     const std::vector<float> normalized = normalized_copy(n, dim_, x);
     train_impl(n, normalized.data(), ctx);
+    refine_.train(n, normalized.data());
   } else {
     train_impl(n, x, ctx);
+    refine_.train(n, x);
   }
 }
 
 void Index::add(size_t n, const float* x, const int64_t* ids, const int32_t* categories, bool upsert,
                 int threads) {
   drop_gpu_copy();
-  QV_CHECK(is_trained(), State, "add: the index " << spec() << " is not trained yet");
+  QV_CHECK(fully_trained(), State, "add: the index " << spec() << " is not trained yet");
   if (n == 0) return;
   std::vector<int64_t> new_ids(n);
   for (size_t i = 0; i < n; ++i) new_ids[i] = ids ? ids[i] : next_id_ + int64_t(i);
@@ -92,11 +79,14 @@ void Index::add(size_t n, const float* x, const int64_t* ids, const int32_t* cat
   ids_.reserve(first + n);
   if (categories || has_categories()) categories_.reserve(first + n);
   id_rows_.reserve(first + n);
+  refine_.reserve_more(n);
   if (metric_ == Metric::Cosine) {
     const std::vector<float> normalized = normalized_copy(n, dim_, x);
     add_impl(n, normalized.data(), threads);
+    refine_.append(n, normalized.data());
   } else {
     add_impl(n, x, threads);
+    refine_.append(n, x);
   }
   if (categories && !has_categories()) categories_.assign(first, kNoCategory);
   for (size_t i = 0; i < n; ++i) {
@@ -119,6 +109,7 @@ size_t Index::remove(size_t n, const int64_t* ids) {
   }
   if (removed == 0) return 0;
   compact_impl(keep);
+  refine_.compact(keep);
   size_t out = 0;
   id_rows_.clear();
   for (size_t row = 0; row < keep.size(); ++row) {
@@ -137,6 +128,13 @@ bool Index::reconstruct(int64_t id, float* out) const {
   const auto it = id_rows_.find(id);
   if (it == id_rows_.end()) return false;
   reconstruct_row(it->second, out);
+  return true;
+}
+
+bool Index::reconstruct_refined(int64_t id, float* out) const {
+  const auto it = id_rows_.find(id);
+  if (it == id_rows_.end() || !refine_.enabled()) return false;
+  refine_.decode(it->second, out);
   return true;
 }
 
@@ -167,10 +165,10 @@ RowFilter Index::build_filter(const SearchParams& params) const {
 }
 
 void Index::check_search(size_t k, const SearchParams& params) const {
-  QV_CHECK(is_trained(), State, "search: the index " << spec() << " is not trained yet");
+  QV_CHECK(fully_trained(), State, "search: the index " << spec() << " is not trained yet");
   QV_CHECK(k >= 1, InvalidArgument, "k must be >= 1, got " << k);
   QV_CHECK(params.refine >= 1, InvalidArgument, "refine must be >= 1, got " << params.refine);
-  QV_CHECK(params.refine == 1 || has_stored_vectors(), InvalidArgument,
+  QV_CHECK(params.refine == 1 || refine_.enabled() || exact_scores(), InvalidArgument,
            "refine=" << params.refine << " needs stored vectors: build the index with spec '" << spec()
                      << ",Refine'");
 }
@@ -256,13 +254,10 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
 void Index::finish_query(const float* query, std::vector<Candidate> found, size_t k, const SearchParams& params,
                          int64_t* labels, float* distances) const {
   const Metric metric = internal_metric();
-  if (params.refine > 1) {
-    const Kernels& kern = kernels();
+  if (params.refine > 1 && refine_.enabled()) {
+    const RefineStore::Query prepared = refine_.prepare(query, metric);
     TopK exact(std::max<size_t>(std::min(k, found.size()), 1));
-    for (const Candidate& c : found) {
-      const float* v = stored_vector(size_t(c.id));
-      exact.push(metric == Metric::L2 ? kern.l2sqr(query, v, dim_) : -kern.dot(query, v, dim_), c.id);
-    }
+    for (const Candidate& c : found) exact.push(refine_.distance(prepared, size_t(c.id)), c.id);
     found = exact.take_sorted();
   }
   const float pad = metric == Metric::L2 ? std::numeric_limits<float>::infinity()
@@ -354,7 +349,8 @@ void Index::merge_from(const Index& other) {
            "merge: the indexes differ (" << spec() << ", dim " << dim_ << ", " << metric_name(metric_) << " vs "
                                          << other.spec() << ", dim " << other.dim_ << ", "
                                          << metric_name(other.metric_) << ")");
-  QV_CHECK(is_trained() && other.is_trained(), State, "merge: both indexes must be trained");
+  QV_CHECK(fully_trained() && other.fully_trained(), State, "merge: both indexes must be trained");
+  refine_.check_mergeable(other.refine_);
   for (const int64_t id : other.ids_)
     QV_CHECK(!has(id), InvalidArgument, "merge: id " << id << " is in both indexes");
   const size_t first = size(), n = other.size();
@@ -363,7 +359,9 @@ void Index::merge_from(const Index& other) {
   ids_.reserve(first + n);
   id_rows_.reserve(first + n);
   if (categories) categories_.reserve(first + n);
+  refine_.reserve_more(n);
   merge_impl(other);
+  refine_.append_from(other.refine_);
   if (categories && !has_categories()) categories_.assign(first, kNoCategory);
   for (size_t row = 0; row < n; ++row) {
     ids_.push_back(other.ids_[row]);
@@ -402,6 +400,7 @@ std::vector<uint8_t> Index::serialize() const {
     out.section(fourcc("CATS"), cats);
   }
   save_impl(out);
+  refine_.save(out);
   return out.finish();
 }
 
@@ -453,6 +452,7 @@ std::unique_ptr<Index> Index::deserialize(std::shared_ptr<ByteSource> source, bo
     for (int32_t c : index->categories_) QV_CHECK(c >= kNoCategory, Corrupt, "category " << c);
   }
   index->load_impl(sections, source, borrow);
+  index->refine_.load(sections, size_t(rows), source, borrow);
   return index;
 }
 
@@ -494,12 +494,19 @@ void write_bulk(ContainerWriter& out, uint32_t tag, const uint8_t* data, size_t 
 void write_bulk(ContainerWriter& out, uint32_t tag, const float* data, size_t count) {
   write_bulk_impl(out, tag, data, count);
 }
+void write_bulk(ContainerWriter& out, uint32_t tag, const uint16_t* data, size_t count) {
+  write_bulk_impl(out, tag, data, count);
+}
 void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
                const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<uint8_t>& store) {
   read_bulk_impl(sections, tag, name, expected, source, borrow, store);
 }
 void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
                const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<float>& store) {
+  read_bulk_impl(sections, tag, name, expected, source, borrow, store);
+}
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<uint16_t>& store) {
   read_bulk_impl(sections, tag, name, expected, source, borrow, store);
 }
 
@@ -573,11 +580,12 @@ std::unique_ptr<RowScorer> FlatIndex::make_scorer(const float* query) const {
 // --------------------------------------------------------------------------------------------- CodecIndex
 
 CodecIndex::CodecIndex(size_t dim, Metric metric, std::unique_ptr<Quantizer> codec, bool store_vectors)
-    : Index(dim, metric), codec_(std::move(codec)), store_vectors_(store_vectors) {
+    : Index(dim, metric), codec_(std::move(codec)) {
   QV_CHECK(codec_ && codec_->dim() == dim, Internal, "codec dimension does not match the index");
+  if (store_vectors) set_refine_storage(RefineStorage::Float32);
 }
 
-std::string CodecIndex::spec() const { return codec_->spec() + (store_vectors_ ? ",Refine" : ""); }
+std::string CodecIndex::spec() const { return codec_->spec() + refine_suffix(); }
 
 void CodecIndex::train_impl(size_t n, const float* x, const TrainContext& ctx) { codec_->train(n, x, ctx); }
 
@@ -585,16 +593,11 @@ void CodecIndex::add_impl(size_t n, const float* x, int threads) {
   const size_t cs = codec_->code_size();
   std::vector<uint8_t> codes(n * cs);
   codec_->encode(n, x, codes.data(), threads);
-  // Reserve both stores first so that a failed allocation leaves them consistent.
-  codes_.reserve(codes_.size() + codes.size());
-  if (store_vectors_) vectors_.reserve(vectors_.size() + n * dim());
   codes_.append(codes.data(), codes.size());
-  if (store_vectors_) vectors_.append(x, n * dim());
 }
 
 void CodecIndex::compact_impl(const std::vector<bool>& keep) {
   codes_.compact(keep, codec_->code_size());
-  if (store_vectors_) vectors_.compact(keep, dim());
 }
 
 bool CodecIndex::gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
@@ -617,7 +620,6 @@ void CodecIndex::save_impl(ContainerWriter& out) const {
   write_codec_section(*codec_, codec);
   out.section(fourcc("CODC"), codec);
   write_bulk(out, fourcc("CODE"), codes_.data(), codes_.size());
-  if (store_vectors_) write_bulk(out, fourcc("VECS"), vectors_.data(), vectors_.size());
 }
 
 void CodecIndex::load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
@@ -631,17 +633,13 @@ void CodecIndex::load_impl(const std::vector<Section>& sections, const std::shar
   codec_ = std::move(loaded);
   QV_CHECK(size() <= size_t(-1) / std::max<size_t>(codec_->code_size(), 1), Corrupt, "code bytes overflow");
   read_bulk(sections, fourcc("CODE"), "codes", size() * codec_->code_size(), source, borrow, codes_);
-  if (store_vectors_) read_bulk(sections, fourcc("VECS"), "vectors", size() * dim(), source, borrow, vectors_);
 }
 
 void CodecIndex::merge_impl(const Index& other) {
   const CodecIndex& o = static_cast<const CodecIndex&>(other);
   QV_CHECK(same_codec_state(*codec_, *o.codec_), InvalidArgument,
            "merge: the indexes hold different codebooks (trained separately?)");
-  codes_.reserve(codes_.size() + o.codes_.size());
-  if (store_vectors_) vectors_.reserve(vectors_.size() + o.vectors_.size());
   codes_.append(o.codes_.data(), o.codes_.size());
-  if (store_vectors_) vectors_.append(o.vectors_.data(), o.vectors_.size());
 }
 
 bool same_codec_state(const Quantizer& a, const Quantizer& b) {

@@ -22,6 +22,8 @@
 #include "metric.h"
 #include "quantizer.h"
 #include "gpu.h"
+#include "refine.h"
+#include "row_store.h"
 #include "topk.h"
 #include "train_context.h"
 
@@ -41,58 +43,6 @@ struct SearchParams {
   // Category filter: only rows whose category is listed are candidates. Null = no filter.
   const int32_t* categories = nullptr;
   size_t category_count = 0;
-};
-
-// Rows fixed-size records, owned or borrowed from a mapped file (copied on the first mutation).
-template <typename T>
-class RowStore {
- public:
-  const T* data() const { return borrowed_ ? borrowed_ : owned_.data(); }
-  size_t size() const { return borrowed_ ? borrowed_size_ : owned_.size(); }  // in elements
-  bool borrowed() const { return borrowed_ != nullptr; }
-  void reserve(size_t elements) {
-    materialize();
-    owned_.reserve(elements);
-  }
-  void append(const T* values, size_t count) {
-    materialize();
-    owned_.insert(owned_.end(), values, values + count);
-  }
-  // Grows (zero-filled) or shrinks to `elements`, owning the data afterwards.
-  void resize(size_t elements) {
-    materialize();
-    owned_.resize(elements, T());
-  }
-  T* mutable_data() {
-    materialize();
-    return owned_.data();
-  }
-  void borrow(const T* values, size_t count, std::shared_ptr<ByteSource> keepalive) {
-    owned_.clear();
-    owned_.shrink_to_fit();
-    borrowed_ = count ? values : nullptr;
-    borrowed_size_ = count;
-    keepalive_ = count ? std::move(keepalive) : nullptr;
-  }
-  void assign(std::vector<T> values) {
-    borrow(nullptr, 0, nullptr);
-    owned_ = std::move(values);
-  }
-  // Keeps the records whose keep[row] is set, in order; record = `width` elements.
-  void compact(const std::vector<bool>& keep, size_t width);
-
- private:
-  void materialize() {
-    if (!borrowed_) return;
-    owned_.assign(borrowed_, borrowed_ + borrowed_size_);
-    borrowed_ = nullptr;
-    borrowed_size_ = 0;
-    keepalive_.reset();
-  }
-  std::vector<T> owned_;
-  const T* borrowed_ = nullptr;
-  size_t borrowed_size_ = 0;
-  std::shared_ptr<ByteSource> keepalive_;
 };
 
 // Rows a search may return: a bitset over rows built once per call (inactive = every row).
@@ -126,8 +76,12 @@ class Index {
   virtual std::string spec() const = 0;
   virtual size_t code_size() const = 0;  // bytes stored per vector for search (excluding the id)
   virtual bool is_trained() const = 0;
-  // Bytes per vector kept for exact refine (0 when the index stores none beyond its codes).
-  virtual size_t refine_bytes() const { return has_stored_vectors() ? dim_ * sizeof(float) : 0; }
+  // Bytes per vector kept for refine (0 when the index stores none beyond its codes).
+  size_t refine_bytes() const { return refine_.bytes_per_vector(); }
+  RefineStorage refine_storage() const { return refine_.storage(); }
+  // Chooses the refine store (spec suffix ",Refine[,store=…]"). Only on an empty, untrained index: the spec
+  // factory calls it right after construction.
+  void set_refine_storage(RefineStorage storage) { refine_.configure(dim_, storage); }
 
   // x: n × dim floats. Cosine indexes normalise a copy first.
   void train(size_t n, const float* x, const TrainContext& ctx);
@@ -138,8 +92,12 @@ class Index {
   // Removes the listed ids that exist; returns how many were removed.
   size_t remove(size_t n, const int64_t* ids);
   bool has(int64_t id) const { return id_rows_.count(id) != 0; }
-  // Writes the stored or decoded vector of `id` (dim floats; normalised for cosine). False if absent.
+  // Writes the decoded vector of `id` (dim floats; normalised for cosine) as the index's search codes
+  // represent it: Flat's stored vector, or the codec's reconstruction for compressed indexes — not the refine
+  // store's copy (see reconstruct_refined). False if absent.
   bool reconstruct(int64_t id, float* out) const;
+  // The refine store's copy of `id` (f32 exact, fp16 or int8 decoded). False if absent or no refine store.
+  bool reconstruct_refined(int64_t id, float* out) const;
   // queries: nq × dim; labels, distances: nq × k each.
   void search(size_t nq, const float* queries, size_t k, const SearchParams& params, int64_t* labels,
               float* distances) const;
@@ -160,6 +118,8 @@ class Index {
   static std::unique_ptr<Index> deserialize(std::shared_ptr<ByteSource> source, bool borrow);
 
  protected:
+  // ",Refine…" when the index keeps a refine store (subclasses append it to their spec).
+  std::string refine_suffix() const { return refine_.spec_suffix(); }
   // Internal metric: cosine becomes inner product once vectors are normalised.
   Metric internal_metric() const { return metric_ == Metric::Cosine ? Metric::InnerProduct : metric_; }
   virtual void train_impl(size_t n, const float* x, const TrainContext& ctx) = 0;
@@ -167,9 +127,8 @@ class Index {
   virtual void compact_impl(const std::vector<bool>& keep) = 0;
   virtual std::unique_ptr<RowScorer> make_scorer(const float* query) const = 0;
   virtual void reconstruct_row(size_t row, float* out) const = 0;
-  // Exact vectors for refine; has_stored_vectors() false when the index keeps none.
-  virtual bool has_stored_vectors() const = 0;
-  virtual const float* stored_vector(size_t row) const = 0;
+  // True when the scan's scores are exact already (Flat), so refine > 1 needs no store and changes nothing.
+  virtual bool exact_scores() const { return false; }
   // Subclass state: written after the common sections, read back by load_impl.
   virtual void save_impl(ContainerWriter& out) const = 0;
   // Indexes that do not scan every row (IVF) take over candidate generation: search_custom fills
@@ -207,6 +166,7 @@ class Index {
   const float* prepare_queries(size_t nq, const float* queries, std::vector<float>& scratch) const;
   void finish_query(const float* query, std::vector<Candidate> found, size_t k, const SearchParams& params,
                     int64_t* labels, float* distances) const;
+  bool fully_trained() const { return is_trained() && refine_.is_trained(); }
 
   size_t dim_;
   Metric metric_;
@@ -214,6 +174,9 @@ class Index {
   std::vector<int32_t> categories_;  // empty when no vector ever had a category, else one per row
   std::unordered_map<int64_t, size_t> id_rows_;
   int64_t next_id_ = 0;  // default id for the next vector added without ids
+  // Vectors for refine, kept, compacted, merged and saved by the base class after the subclass's stores
+  // (so f32 files keep their section order and bytes).
+  RefineStore refine_;
 };
 
 // Exact search over float32 vectors (also the reference for recall).
@@ -222,7 +185,6 @@ class FlatIndex : public Index {
   FlatIndex(size_t dim, Metric metric) : Index(dim, metric) {}
   std::string spec() const override { return "Flat"; }
   size_t code_size() const override { return dim() * sizeof(float); }
-  size_t refine_bytes() const override { return 0; }  // the vectors are the codes
   bool is_trained() const override { return true; }
 
  protected:
@@ -231,8 +193,7 @@ class FlatIndex : public Index {
   void compact_impl(const std::vector<bool>& keep) override { vectors_.compact(keep, dim()); }
   std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
   void reconstruct_row(size_t row, float* out) const override;
-  bool has_stored_vectors() const override { return true; }
-  const float* stored_vector(size_t row) const override { return vectors_.data() + row * dim(); }
+  bool exact_scores() const override { return true; }
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
@@ -242,7 +203,8 @@ class FlatIndex : public Index {
   RowStore<float> vectors_;  // size() × dim
 };
 
-// Exhaustive ADC search over the codes of any Quantizer, optionally keeping the float32 vectors for refine.
+// Exhaustive ADC search over the codes of any Quantizer, optionally with a refine store (store_vectors: f32;
+// the spec factory may choose another storage with set_refine_storage).
 class CodecIndex : public Index {
  public:
   CodecIndex(size_t dim, Metric metric, std::unique_ptr<Quantizer> codec, bool store_vectors);
@@ -257,8 +219,6 @@ class CodecIndex : public Index {
   void compact_impl(const std::vector<bool>& keep) override;
   std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
   void reconstruct_row(size_t row, float* out) const override;
-  bool has_stored_vectors() const override { return store_vectors_; }
-  const float* stored_vector(size_t row) const override { return vectors_.data() + row * dim(); }
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;
@@ -268,19 +228,20 @@ class CodecIndex : public Index {
 
  private:
   std::unique_ptr<Quantizer> codec_;
-  bool store_vectors_;
   RowStore<uint8_t> codes_;  // size() × code_size
-  RowStore<float> vectors_;  // size() × dim when store_vectors_
 };
 
 // Bulk sections shared by index types: u32 pad + pad bytes (8-byte file alignment), u64 element count, then
 // the elements. read_bulk insists on exactly `expected` elements and borrows them from `source` when asked.
 void write_bulk(ContainerWriter& out, uint32_t tag, const uint8_t* data, size_t count);
 void write_bulk(ContainerWriter& out, uint32_t tag, const float* data, size_t count);
+void write_bulk(ContainerWriter& out, uint32_t tag, const uint16_t* data, size_t count);
 void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
                const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<uint8_t>& store);
 void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
                const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<float>& store);
+void read_bulk(const std::vector<Section>& sections, uint32_t tag, const char* name, size_t expected,
+               const std::shared_ptr<ByteSource>& source, bool borrow, RowStore<uint16_t>& store);
 
 // Codec persistence (container magic "QVRC"): the canonical spec, the dimension and the trained state.
 std::vector<uint8_t> serialize_codec(const Quantizer& codec);

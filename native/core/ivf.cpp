@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <typeinfo>
 
 #include "error.h"
+#include "fastscan.h"
 #include "linalg.h"
 #include "pq.h"
 #include "simd.h"
@@ -20,13 +22,13 @@ constexpr size_t kScanBlock = 1024;
 }  // namespace
 
 IVFIndex::IVFIndex(size_t dim, Metric metric, size_t nlist, bool local_transforms, int transform_iterations,
-                   std::unique_ptr<Quantizer> fine, bool store_vectors)
+                   std::unique_ptr<Quantizer> fine, bool store_vectors, bool fast_scan)
     : Index(dim, metric),
       nlist_(nlist),
       local_transforms_(local_transforms),
       transform_iterations_(transform_iterations),
       fine_(std::move(fine)),
-      store_vectors_(store_vectors),
+      fast_scan_(fast_scan),
       list_codes_(nlist),
       list_rows_(nlist) {
   QV_CHECK(nlist >= 1 && nlist <= kMaxNlist, InvalidArgument,
@@ -34,17 +36,96 @@ IVFIndex::IVFIndex(size_t dim, Metric metric, size_t nlist, bool local_transform
   QV_CHECK(fine_ && fine_->dim() == dim, Internal, "fine codec dimension does not match the index");
   QV_CHECK(transform_iterations >= 1 && transform_iterations <= 100, InvalidArgument,
            "TRQ iters must be from 1 to 100, got " << transform_iterations);
+  if (store_vectors) set_refine_storage(RefineStorage::Float32);
+  if (fast_scan_) {
+    const auto* pq = dynamic_cast<const ProductQuantizer*>(fine_.get());
+    QV_CHECK(pq && typeid(*fine_) == typeid(ProductQuantizer) && pq->nbits() == 4 && pq->m() <= 256,
+             InvalidArgument, "fast-scan lists need a PQ<M>x4 fine codec with M <= 256, got " << fine_->spec());
+  }
+}
+
+size_t IVFIndex::list_code_bytes(size_t count) const {
+  if (!fast_scan_) return count * fine_->code_size();
+  return fast_scan_bytes(count, (static_cast<const ProductQuantizer&>(*fine_).m() + 1) / 2);
+}
+
+void IVFIndex::list_code(const ListView& v, size_t slot, uint8_t* code) const {
+  const size_t cs = fine_->code_size();
+  if (!fast_scan_) {
+    std::memcpy(code, v.codes + slot * cs, cs);
+    return;
+  }
+  const auto& pq = static_cast<const ProductQuantizer&>(*fine_);
+  const size_t m_count = pq.m(), pairs = (m_count + 1) / 2;
+  std::vector<uint32_t> sub(m_count);
+  for (size_t m = 0; m < m_count; ++m) sub[m] = fast_scan_sub_code(v.codes, pairs, slot, m);
+  pq.pack(sub.data(), code);
+}
+
+void IVFIndex::put_list_code(size_t list, size_t slot, const uint8_t* code) {
+  std::vector<uint8_t>& bytes = list_codes_[list];
+  const size_t cs = fine_->code_size();
+  if (bytes.size() < list_code_bytes(slot + 1)) bytes.resize(list_code_bytes(slot + 1), 0);
+  if (!fast_scan_) {
+    std::memcpy(&bytes[slot * cs], code, cs);
+    return;
+  }
+  const auto& pq = static_cast<const ProductQuantizer&>(*fine_);
+  std::vector<uint32_t> sub(pq.m());
+  pq.unpack(code, sub.data());
+  fast_scan_put(bytes.data(), (pq.m() + 1) / 2, pq.m(), slot, 1, sub.data());
 }
 
 std::string IVFIndex::spec() const {
   std::string s = "IVF" + std::to_string(nlist_);
   if (local_transforms_) s += transform_iterations_ == 3 ? ",TRQ" : ",TRQ,iters=" + std::to_string(transform_iterations_);
-  s += "," + fine_->spec();
-  if (store_vectors_) s += ",Refine";
+  s += "," + fine_->spec() + (fast_scan_ ? "fs" : "");
+  s += refine_suffix();
   return s;
 }
 
 void IVFIndex::rebuild_coarse() { coarse_ = std::make_unique<CentroidTable>(nlist_, dim(), centroids_.data()); }
+
+void IVFIndex::rebuild_precomputed() {
+  precomputed_.clear();
+  neg2_transposed_.clear();
+  const auto* pq = dynamic_cast<const ProductQuantizer*>(fine_.get());
+  if (!pq || typeid(*fine_) != typeid(ProductQuantizer) || local_transforms_ || internal_metric() != Metric::L2 ||
+      !pq->is_trained())
+    return;
+  const size_t m_count = pq->m(), ksub = pq->ksub();
+  if (nlist_ * m_count * ksub > kMaxPrecomputedBytes / sizeof(float)) return;
+  std::vector<float> table(nlist_ * m_count * ksub);
+  const Kernels& kern = kernels();
+  // ‖y_mj‖² once, then 2⟨c_l(m), y_mj⟩ per list.
+  std::vector<float> norms(m_count * ksub);
+  for (size_t m = 0; m < m_count; ++m) {
+    const size_t ds = pq->sub_dim(m);
+    for (size_t j = 0; j < ksub; ++j) {
+      const float* y = pq->centroids(m) + j * ds;
+      norms[m * ksub + j] = kern.dot(y, y, ds);
+    }
+  }
+  default_pool().parallel_for(nlist_, 1, [&](size_t begin, size_t end) {
+    for (size_t l = begin; l < end; ++l)
+      for (size_t m = 0; m < m_count; ++m) {
+        const size_t ds = pq->sub_dim(m);
+        const float* c = &centroids_[l * dim() + pq->sub_offset(m)];
+        float* row = &table[(l * m_count + m) * ksub];
+        for (size_t j = 0; j < ksub; ++j)
+          row[j] = norms[m * ksub + j] + 2.0f * kern.dot(c, pq->centroids(m) + j * ds, ds);
+      }
+  });
+  std::vector<float> transposed(dim() * ksub);
+  for (size_t m = 0; m < m_count; ++m) {
+    const size_t ds = pq->sub_dim(m);
+    for (size_t j = 0; j < ksub; ++j)
+      for (size_t i = 0; i < ds; ++i)
+        transposed[(pq->sub_offset(m) + i) * ksub + j] = -2.0f * pq->centroids(m)[j * ds + i];
+  }
+  precomputed_ = std::move(table);
+  neg2_transposed_ = std::move(transposed);
+}
 
 namespace {
 
@@ -84,14 +165,15 @@ void IVFIndex::list_residual(size_t list, const float* x, float* out, bool fixed
 IVFIndex::ListView IVFIndex::list_view(size_t list) const {
   if (borrowed_) {
     const size_t begin = offsets_[list], end = offsets_[list + 1];
-    return ListView{all_codes_ + begin * fine_->code_size(), all_rows_ + begin, end - begin};
+    return ListView{all_codes_ + code_offsets_[list], all_rows_ + begin, end - begin};
   }
   return ListView{list_codes_[list].data(), list_rows_[list].data(), list_rows_[list].size()};
 }
 
 bool IVFIndex::gpu_candidates(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
                               const RowFilter& filter, std::vector<std::vector<Candidate>>& found) const {
-  if (local_transforms_ || !trained_) return false;
+  // The GPU scans 8-bit codes stored back to back: not TRQ lists, nor fast-scan lists (blocks of 32 rows).
+  if (local_transforms_ || fast_scan_ || !trained_) return false;
   IvfGpuView view;
   view.nlist = nlist_;
   view.dim = dim();
@@ -117,10 +199,9 @@ bool IVFIndex::gpu_candidates(size_t nq, const float* queries, size_t shortlist,
 
 void IVFIndex::materialize_lists() {
   if (!borrowed_) return;
-  const size_t cs = fine_->code_size();
   for (size_t l = 0; l < nlist_; ++l) {
     const ListView v = list_view(l);
-    list_codes_[l].assign(v.codes, v.codes + v.count * cs);
+    list_codes_[l].assign(v.codes, v.codes + list_code_bytes(v.count));
     list_rows_[l].assign(v.rows, v.rows + v.count);
   }
   borrowed_ = false;
@@ -145,6 +226,7 @@ void IVFIndex::train_impl(size_t n, const float* x, const TrainContext& ctx) {
   if (!local_transforms_) {
     fine_->train(n, residuals.data(), ctx);
     trained_ = true;
+    rebuild_precomputed();
     return;
   }
   // TRQ: alternate between the fine codebooks (on transformed residuals) and one Procrustes rotation per list,
@@ -213,15 +295,13 @@ void IVFIndex::add_impl(size_t n, const float* x, int threads) {
       effective_threads(threads));
   std::vector<uint8_t> codes(n * cs);
   fine_->encode(n, residuals.data(), codes.data(), threads);
-  if (store_vectors_) vectors_.reserve(vectors_.size() + n * d);
   row_list_.reserve(first + n);
   for (size_t i = 0; i < n; ++i) {
     const size_t l = size_t(labels[i]);
-    list_codes_[l].insert(list_codes_[l].end(), &codes[i * cs], &codes[i * cs] + cs);
+    put_list_code(l, list_rows_[l].size(), &codes[i * cs]);
     list_rows_[l].push_back(uint32_t(first + i));
     row_list_.push_back(uint32_t(l));
   }
-  if (store_vectors_) vectors_.append(x, n * d);
 }
 
 void IVFIndex::compact_impl(const std::vector<bool>& keep) {
@@ -231,8 +311,25 @@ void IVFIndex::compact_impl(const std::vector<bool>& keep) {
   uint32_t next = 0;
   for (size_t row = 0; row < keep.size(); ++row) renumber[row] = keep[row] ? next++ : 0;
   const size_t cs = fine_->code_size();
+  std::vector<uint8_t> code(cs), old;
   for (size_t l = 0; l < nlist_; ++l) {
     size_t out = 0;
+    if (fast_scan_) {
+      // Re-pack the kept rows into fresh blocks (a row's nibbles move between blocks).
+      old.swap(list_codes_[l]);
+      list_codes_[l].clear();
+      const ListView ov{old.data(), nullptr, list_rows_[l].size()};
+      for (size_t slot = 0; slot < ov.count; ++slot) {
+        const uint32_t row = list_rows_[l][slot];
+        if (!keep[row]) continue;
+        list_code(ov, slot, code.data());
+        put_list_code(l, out, code.data());
+        list_rows_[l][out++] = renumber[row];
+      }
+      list_rows_[l].resize(out);
+      list_codes_[l].resize(list_code_bytes(out));
+      continue;
+    }
     for (size_t slot = 0; slot < list_rows_[l].size(); ++slot) {
       const uint32_t row = list_rows_[l][slot];
       if (!keep[row]) continue;
@@ -246,7 +343,6 @@ void IVFIndex::compact_impl(const std::vector<bool>& keep) {
   for (size_t row = 0; row < keep.size(); ++row)
     if (keep[row]) row_list_[out++] = row_list_[row];
   row_list_.resize(out);
-  if (store_vectors_) vectors_.compact(keep, dim());
 }
 
 void IVFIndex::merge_impl(const Index& other) {
@@ -260,18 +356,27 @@ void IVFIndex::merge_impl(const Index& other) {
   const size_t first = size(), n = o.size(), cs = fine_->code_size();
   QV_CHECK(first + n < (size_t(1) << 32), InvalidArgument, "IVF indexes hold at most 2^32 − 1 vectors");
   materialize_lists();
-  if (store_vectors_) vectors_.reserve(vectors_.size() + o.vectors_.size());
   row_list_.reserve(first + n);
   // other's rows keep their order after ours, so each merged list stays sorted by row, as if one add() had
   // seen every vector.
+  std::vector<uint8_t> code(cs);
   for (size_t l = 0; l < nlist_; ++l) {
     const ListView v = o.list_view(l);
-    list_codes_[l].insert(list_codes_[l].end(), v.codes, v.codes + v.count * cs);
+    if (fast_scan_) {
+      // This list's last block may be partly filled: re-pack other's rows after ours.
+      const size_t have = list_rows_[l].size();
+      list_codes_[l].reserve(list_code_bytes(have + v.count));
+      for (size_t slot = 0; slot < v.count; ++slot) {
+        o.list_code(v, slot, code.data());
+        put_list_code(l, have + slot, code.data());
+      }
+    } else {
+      list_codes_[l].insert(list_codes_[l].end(), v.codes, v.codes + v.count * cs);
+    }
     list_rows_[l].reserve(list_rows_[l].size() + v.count);
     for (size_t s = 0; s < v.count; ++s) list_rows_[l].push_back(uint32_t(first + v.rows[s]));
   }
   row_list_.insert(row_list_.end(), o.row_list_.begin(), o.row_list_.end());
-  if (store_vectors_) vectors_.append(o.vectors_.data(), o.vectors_.size());
 }
 
 void IVFIndex::reconstruct_row(size_t row, float* out) const {
@@ -281,7 +386,9 @@ void IVFIndex::reconstruct_row(size_t row, float* out) const {
   while (slot < v.count && v.rows[slot] != row) ++slot;
   QV_CHECK(slot < v.count, Internal, "row " << row << " is missing from list " << l);
   std::vector<float> y(d);
-  fine_->decode(1, v.codes + slot * fine_->code_size(), y.data(), 1);
+  std::vector<uint8_t> code(fine_->code_size());
+  list_code(v, slot, code.data());
+  fine_->decode(1, code.data(), y.data(), 1);
   if (local_transforms_) {
     std::vector<float> r(d);
     matvec_transposed(d, d, &transforms_[l * d * d], y.data(), r.data());  // R_lᵀ y: back to the residual
@@ -295,16 +402,65 @@ std::unique_ptr<RowScorer> IVFIndex::make_scorer(const float*) const {
   QV_THROW(Internal, "IVF indexes are searched through their lists only");
 }
 
+namespace {
+
+// Scans one fast-scan list into the per-group top-k: uint8 sums prune blocks and rows that cannot reach the
+// loosest group's threshold (with the table's error bound), survivors are scored exactly from the float table.
+// sums: 32 × 32 uint16, block_min: 32 (scratch).
+void scan_fast_list(const IVFIndex::ListView& v, const FastScanTable& table, float offset, const RowFilter& filter,
+                    const int32_t* row_group, std::vector<TopK>& best, uint16_t* sums, uint16_t* block_min) {
+  const Kernels& kern = kernels();
+  const size_t pairs = table.npairs(), block_bytes = pairs * kFastScanBlock;
+  const size_t nblocks = (v.count + kFastScanBlock - 1) / kFastScanBlock;
+  const auto limit_now = [&] {
+    float loosest = best[0].threshold();
+    for (size_t g = 1; g < best.size(); ++g) loosest = std::max(loosest, best[g].threshold());
+    return table.bound(double(loosest) - double(offset));
+  };
+  uint32_t limit = limit_now();
+  for (size_t first = 0; first < nblocks; first += kFastScanBlock) {
+    const size_t count = std::min(kFastScanBlock, nblocks - first);
+    kern.fastscan_u4(v.codes + first * block_bytes, count, pairs, table.qlut(), sums, block_min);
+    for (size_t b = 0; b < count; ++b) {
+      if (block_min[b] > limit) continue;
+      const size_t slot0 = (first + b) * kFastScanBlock, slot_end = std::min(v.count, slot0 + kFastScanBlock);
+      for (size_t slot = slot0; slot < slot_end; ++slot) {
+        if (sums[slot - first * kFastScanBlock] > limit) continue;
+        const uint32_t row = v.rows[slot];
+        const int32_t g = row_group ? row_group[row] : 0;
+        if (g < 0 || !filter.allows(row)) continue;
+        const float s = table.exact(v.codes, slot) + offset;
+        TopK& top = best[size_t(g)];
+        if (s <= top.threshold()) {
+          top.push(s, int64_t(row));
+          limit = limit_now();
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, const SearchParams& params,
                              const RowFilter& filter, const int32_t* row_group, size_t groups,
                              std::vector<std::vector<Candidate>>& found) const {
   const size_t d = dim(), nprobe = std::min(params.nprobe, nlist_);
   const Metric metric = internal_metric();
+  const Kernels& kern = kernels();
+  const bool precomputed = precomputed_tables();
+  // The PQ fine codec when the precomputed tables or the fast-scan layout need its tables (else null).
+  const auto* pq = precomputed || fast_scan_ ? static_cast<const ProductQuantizer*>(fine_.get()) : nullptr;
+  const size_t pq_m = pq ? pq->m() : 0, pq_ksub = pq ? pq->ksub() : 0, table_size = pq_m * pq_ksub;
   default_pool().parallel_for(
       nq, 1,
       [&](size_t begin, size_t end) {
         std::vector<float> coarse_scores(nlist_), residual(d), rotated_query(d), scores(kScanBlock);
         std::vector<std::pair<float, uint32_t>> probes(nlist_);
+        std::vector<float> query_table(table_size), list_table(table_size);
+        std::unique_ptr<FastScanTable> fs_table;
+        if (fast_scan_) fs_table = std::make_unique<FastScanTable>(pq_m);
+        uint16_t fs_sums[kFastScanBlock * kFastScanBlock], fs_block_min[kFastScanBlock];
         for (size_t q = begin; q < end; ++q) {
           const float* query = queries + q * d;
           // Nearest lists by ‖q − c‖² (also for inner product: the lists whose centroids are nearest hold the
@@ -314,7 +470,21 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
           std::partial_sort(probes.begin(), probes.begin() + long(nprobe), probes.end());
           std::vector<TopK> best(groups, TopK(shortlist));
           std::unique_ptr<DistanceTable> ip_table;
-          if (metric == Metric::InnerProduct && !local_transforms_) ip_table = fine_->distance_table(query, metric);
+          if (metric == Metric::InnerProduct && !local_transforms_ && !fast_scan_)
+            ip_table = fine_->distance_table(query, metric);
+          if (fast_scan_ && metric == Metric::InnerProduct && !local_transforms_) {
+            // Not by residual: one quantised table for every list (the lists differ by −⟨q, c_l⟩ only).
+            pq->compute_lut(query, metric, fs_table->lut());
+            fs_table->set(fs_table->lut());
+          }
+          if (precomputed) {
+            // −2⟨q_m, y_mj⟩, shared by every probed list.
+            for (size_t m = 0; m < pq_m; ++m) {
+              const size_t at = pq->sub_offset(m);
+              kern.dot_transposed(query + at, &neg2_transposed_[at * pq_ksub], pq->sub_dim(m), pq_ksub, pq_ksub,
+                                  &query_table[m * pq_ksub]);
+            }
+          }
           for (size_t p = 0; p < nprobe; ++p) {
             const size_t l = probes[p].second;
             const ListView v = list_view(l);
@@ -322,7 +492,34 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
             std::unique_ptr<DistanceTable> table;
             float offset = 0;
             const DistanceTable* t = nullptr;
-            if (metric == Metric::L2) {
+            if (fast_scan_) {
+              if (precomputed) {
+                offset = kern.l2sqr(query, &centroids_[l * d], d);
+                const float* term = &precomputed_[l * table_size];
+                float* lut = fs_table->lut();
+                for (size_t i = 0; i < table_size; ++i) lut[i] = term[i] + query_table[i];
+                fs_table->set(lut);
+              } else if (metric == Metric::L2) {
+                list_residual(l, query, residual.data());
+                pq->compute_lut(residual.data(), metric, fs_table->lut());
+                fs_table->set(fs_table->lut());
+              } else {
+                offset = -kern.dot(query, &centroids_[l * d], d);
+                if (local_transforms_) {
+                  matvec(d, d, &transforms_[l * d * d], query, rotated_query.data());
+                  pq->compute_lut(rotated_query.data(), metric, fs_table->lut());
+                  fs_table->set(fs_table->lut());
+                }
+              }
+              scan_fast_list(v, *fs_table, offset, filter, row_group, best, fs_sums, fs_block_min);
+              continue;
+            }
+            if (precomputed) {
+              // ‖q − c_l‖² + Σ_m (‖y‖² + 2⟨c_l, y⟩ − 2⟨q, y⟩)_m
+              offset = kern.l2sqr(query, &centroids_[l * d], d);
+              const float* term = &precomputed_[l * table_size];
+              for (size_t i = 0; i < table_size; ++i) list_table[i] = term[i] + query_table[i];
+            } else if (metric == Metric::L2) {
               list_residual(l, query, residual.data());
               table = fine_->distance_table(residual.data(), Metric::L2);
               t = table.get();
@@ -340,7 +537,10 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
             const size_t cs = fine_->code_size();
             for (size_t block = 0; block < v.count; block += kScanBlock) {
               const size_t count = std::min(kScanBlock, v.count - block);
-              t->scan(v.codes + block * cs, count, scores.data());
+              if (precomputed)
+                pq->scan_lut(list_table.data(), v.codes + block * cs, count, scores.data());
+              else
+                t->scan(v.codes + block * cs, count, scores.data());
               for (size_t i = 0; i < count; ++i) {
                 const float s = scores[i] + offset;
                 const uint32_t row = v.rows[block + i];
@@ -384,13 +584,14 @@ void IVFIndex::save_impl(ContainerWriter& out) const {
     lists.raw(v.rows, v.count * sizeof(uint32_t));
   }
   lists.align(base, 8);
-  lists.u64(offsets[nlist_] * fine_->code_size());
+  size_t code_bytes = 0;
+  for (size_t l = 0; l < nlist_; ++l) code_bytes += list_code_bytes(list_view(l).count);
+  lists.u64(code_bytes);
   for (size_t l = 0; l < nlist_; ++l) {
     const ListView v = list_view(l);
-    lists.raw(v.codes, v.count * fine_->code_size());
+    lists.raw(v.codes, list_code_bytes(v.count));
   }
   out.section(fourcc("IVFL"), lists);
-  if (store_vectors_) write_bulk(out, fourcc("VECS"), vectors_.data(), vectors_.size());
 }
 
 void IVFIndex::load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
@@ -416,7 +617,6 @@ void IVFIndex::load_impl(const std::vector<Section>& sections, const std::shared
   QV_CHECK(fine->spec() == fine_->spec() && fine->dim() == d, Corrupt,
            "fine codec " << fine->spec() << " does not match the index spec " << spec());
   fine_ = std::move(fine);
-  const size_t cs = fine_->code_size();
 
   const Section& ls = require_section(sections, fourcc("IVFL"), "IVF lists");
   ByteReader r(ls.payload, ls.size, "section IVFL");
@@ -429,11 +629,23 @@ void IVFIndex::load_impl(const std::vector<Section>& sections, const std::shared
   const size_t nrows = r.count(sizeof(uint32_t), rows, "IVF rows");
   QV_CHECK(nrows == rows, Corrupt, "IVF rows: expected " << rows);
   const uint8_t* row_bytes = r.take(nrows * sizeof(uint32_t));
+  // Byte offset of each list's codes (fast-scan lists are padded to whole blocks).
+  std::vector<uint64_t> code_offsets(nlist_ + 1, 0);
+  for (size_t l = 0; l < nlist_; ++l)
+    code_offsets[l + 1] = code_offsets[l] + list_code_bytes(size_t(offsets[l + 1] - offsets[l]));
   r.skip_alignment();
-  const size_t ncode = r.count(1, rows * cs, "IVF codes");
-  QV_CHECK(ncode == rows * cs, Corrupt, "IVF codes: expected " << rows * cs << " bytes");
+  const size_t expected_codes = size_t(code_offsets[nlist_]);
+  const size_t ncode = r.count(1, expected_codes, "IVF codes");
+  QV_CHECK(ncode == expected_codes, Corrupt, "IVF codes: expected " << expected_codes << " bytes");
   const uint8_t* code_bytes = r.take(ncode);
   r.expect_end();
+  if (fast_scan_) {
+    const size_t m_count = static_cast<const ProductQuantizer&>(*fine_).m();
+    for (size_t l = 0; l < nlist_; ++l)
+      QV_CHECK(fast_scan_padding_is_zero(code_bytes + code_offsets[l], (m_count + 1) / 2, m_count,
+                                         size_t(offsets[l + 1] - offsets[l])),
+               Corrupt, "IVF list " << l << ": fast-scan padding or phantom sub-code is not zero");
+  }
 
   // Every row appears in exactly one list.
   std::vector<uint32_t> row_rows(rows);
@@ -449,19 +661,20 @@ void IVFIndex::load_impl(const std::vector<Section>& sections, const std::shared
 
   rebuild_coarse();
   trained_ = true;
+  rebuild_precomputed();
   if (borrow && reinterpret_cast<uintptr_t>(row_bytes) % alignof(uint32_t) == 0) {
     borrowed_ = true;
     all_rows_ = reinterpret_cast<const uint32_t*>(row_bytes);
     all_codes_ = code_bytes;
     offsets_ = std::move(offsets);
+    code_offsets_ = std::move(code_offsets);
     keepalive_ = source;
   } else {
     for (size_t l = 0; l < nlist_; ++l) {
       list_rows_[l].assign(row_rows.begin() + long(offsets[l]), row_rows.begin() + long(offsets[l + 1]));
-      list_codes_[l].assign(code_bytes + offsets[l] * cs, code_bytes + offsets[l + 1] * cs);
+      list_codes_[l].assign(code_bytes + code_offsets[l], code_bytes + code_offsets[l + 1]);
     }
   }
-  if (store_vectors_) read_bulk(sections, fourcc("VECS"), "vectors", rows * d, source, borrow, vectors_);
 }
 
 }  // namespace quiver

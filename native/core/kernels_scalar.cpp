@@ -1,6 +1,7 @@
 // Scalar reference kernels: the definition of correct for every SIMD variant.
 #include <cstring>
 
+#include "refine.h"
 #include "simd.h"
 
 namespace quiver {
@@ -63,9 +64,41 @@ void fastscan_u4_scalar(const uint8_t* blocks, size_t nblocks, size_t npairs, co
   }
 }
 
+float l2sqr_f16_scalar(const float* q, const uint16_t* v, size_t d) {
+  float sum = 0;
+  for (size_t i = 0; i < d; ++i) {
+    const float diff = q[i] - half_to_float(v[i]);
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+float dot_f16_scalar(const float* q, const uint16_t* v, size_t d) {
+  float sum = 0;
+  for (size_t i = 0; i < d; ++i) sum += q[i] * half_to_float(v[i]);
+  return sum;
+}
+
+float l2sqr_sq8_scalar(const float* a, const float* s, const uint8_t* c, size_t d) {
+  float sum = 0;
+  for (size_t i = 0; i < d; ++i) {
+    const float diff = a[i] - s[i] * float(c[i]);
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+float dot_sq8_scalar(const float* w, const uint8_t* c, size_t d) {
+  float sum = 0;
+  for (size_t i = 0; i < d; ++i) sum += w[i] * float(c[i]);
+  return sum;
+}
+
 }  // namespace
 
 const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_transposed_scalar,
-                                adc_scan_u8_scalar, fastscan_u4_scalar, dot_transposed_batch_scalar};
+                                adc_scan_u8_scalar, fastscan_u4_scalar, dot_transposed_batch_scalar,
+                                l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
+                                dot_sq8_scalar};
 
 }  // namespace quiver

@@ -395,13 +395,103 @@ QV_AVX512 void dot_transposed_batch_avx512(const float* x, size_t nx, size_t ldx
   }
 }
 
+// Refine kernels (refine.h). They run on k·refine candidates per query, not on whole lists, so AVX-512 gains
+// nothing measurable over these and shares them. F16C (vcvtph2ps) is present on every AVX2 CPU we dispatch
+// to (simd.cpp checks it).
+#define QV_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
+
+QV_AVX2_F16C float l2sqr_f16_avx2(const float* q, const uint16_t* v, size_t d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m256 h0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    const __m256 h1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i + 8)));
+    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), h0);
+    const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 8), h1);
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i + 8 <= d; i += 8) {
+    const __m256 h0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), h0);
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+  }
+  float sum = hsum256(_mm256_add_ps(acc0, acc1));
+  for (; i < d; ++i) {
+    const float diff = q[i] - _cvtsh_ss(v[i]);
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+QV_AVX2_F16C float dot_f16_avx2(const float* q, const uint16_t* v, size_t d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m256 h0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    const __m256 h1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i + 8)));
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), h0, acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), h1, acc1);
+  }
+  for (; i + 8 <= d; i += 8) {
+    const __m256 h0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), h0, acc0);
+  }
+  float sum = hsum256(_mm256_add_ps(acc0, acc1));
+  for (; i < d; ++i) sum += q[i] * _cvtsh_ss(v[i]);
+  return sum;
+}
+
+// 8 uint8 codes → 8 floats (exact).
+QV_AVX2 inline __m256 load_u8x8(const uint8_t* c) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c))));
+}
+
+QV_AVX2 float l2sqr_sq8_avx2(const float* a, const float* s, const uint8_t* c, size_t d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m256 d0 = _mm256_fnmadd_ps(_mm256_loadu_ps(s + i), load_u8x8(c + i), _mm256_loadu_ps(a + i));
+    const __m256 d1 = _mm256_fnmadd_ps(_mm256_loadu_ps(s + i + 8), load_u8x8(c + i + 8), _mm256_loadu_ps(a + i + 8));
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i + 8 <= d; i += 8) {
+    const __m256 d0 = _mm256_fnmadd_ps(_mm256_loadu_ps(s + i), load_u8x8(c + i), _mm256_loadu_ps(a + i));
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+  }
+  float sum = hsum256(_mm256_add_ps(acc0, acc1));
+  for (; i < d; ++i) {
+    const float diff = a[i] - s[i] * float(c[i]);
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+QV_AVX2 float dot_sq8_avx2(const float* w, const uint8_t* c, size_t d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), load_u8x8(c + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), load_u8x8(c + i + 8), acc1);
+  }
+  for (; i + 8 <= d; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), load_u8x8(c + i), acc0);
+  float sum = hsum256(_mm256_add_ps(acc0, acc1));
+  for (; i < d; ++i) sum += w[i] * float(c[i]);
+  return sum;
+}
+
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
-                              adc_scan_u8_avx2, fastscan_u4_avx2, dot_transposed_batch_avx2};
+                              adc_scan_u8_avx2, fastscan_u4_avx2, dot_transposed_batch_avx2,
+                              l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
+                              dot_sq8_avx2};
 // The 8-bit ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2 kernel.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
-                                adc_scan_u8_avx2, fastscan_u4_avx512, dot_transposed_batch_avx512};
+                                adc_scan_u8_avx2, fastscan_u4_avx512, dot_transposed_batch_avx512,
+                                l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
+                                dot_sq8_avx2};
 
 }  // namespace quiver
 

@@ -125,6 +125,21 @@ void ProductQuantizer::compute_lut(const float* query, Metric metric, float* lut
   }
 }
 
+void ProductQuantizer::scan_lut(const float* lut, const uint8_t* codes, size_t n, float* out) const {
+  if (nbits_ == 8) {
+    kernels().adc_scan_u8(codes, n, m_, lut, out);
+    return;
+  }
+  // Generic widths: unpack then sum (the 4-bit fast-scan layout has its own kernels).
+  std::vector<uint32_t> sub(m_);
+  for (size_t i = 0; i < n; ++i) {
+    unpack(codes + i * code_size_, sub.data());
+    float sum = 0;
+    for (size_t s = 0; s < m_; ++s) sum += lut[s * ksub_ + sub[s]];
+    out[i] = sum;
+  }
+}
+
 namespace {
 
 class PQDistanceTable : public DistanceTable {
@@ -134,21 +149,7 @@ class PQDistanceTable : public DistanceTable {
     pq.compute_lut(query, metric, lut_.data());
   }
 
-  void scan(const uint8_t* codes, size_t n, float* out) const override {
-    if (pq_.nbits() == 8) {
-      kernels().adc_scan_u8(codes, n, pq_.m(), lut_.data(), out);
-      return;
-    }
-    // Generic widths: unpack then sum (the 4-bit fast-scan layout has its own kernels).
-    const size_t cs = pq_.code_size(), m = pq_.m(), ksub = pq_.ksub();
-    std::vector<uint32_t> sub(m);
-    for (size_t i = 0; i < n; ++i) {
-      pq_.unpack(codes + i * cs, sub.data());
-      float sum = 0;
-      for (size_t s = 0; s < m; ++s) sum += lut_[s * ksub + sub[s]];
-      out[i] = sum;
-    }
-  }
+  void scan(const uint8_t* codes, size_t n, float* out) const override { pq_.scan_lut(lut_.data(), codes, n, out); }
 
  private:
   const ProductQuantizer& pq_;

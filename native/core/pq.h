@@ -42,6 +42,9 @@ class ProductQuantizer : public Quantizer {
 
   // lut: M × ksub floats; entry (m, j) = ‖q_m − c_mj‖² for L2, −⟨q_m, c_mj⟩ for inner product.
   void compute_lut(const float* query, Metric metric, float* lut) const;
+  // out[i] = Σ_m lut[m·ksub + code_i(m)] for n consecutive codes (lut: M × ksub floats, e.g. from compute_lut or
+  // an IVF list's precomputed table).
+  void scan_lut(const float* lut, const uint8_t* codes, size_t n, float* out) const;
   // Sub-codes of one vector: out[m] ∈ [0, ksub).
   void unpack(const uint8_t* code, uint32_t* out) const;
   void pack(const uint32_t* sub_codes, uint8_t* code) const;

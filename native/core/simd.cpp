@@ -30,10 +30,10 @@ bool simd_level_supported(SimdLevel level) {
     case SimdLevel::Scalar: return true;
 #ifdef QUIVER_HAVE_X86_KERNELS
     case SimdLevel::AVX2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case SimdLevel::AVX512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
     default: return false;
 #endif

@@ -38,6 +38,14 @@ struct Kernels {
   // operations of dot_transposed, so both give bit-identical results.
   void (*dot_transposed_batch)(const float* x, size_t nx, size_t ldx, const float* ct, size_t d, size_t k,
                                size_t ldc, float* out, size_t ldo);
+  // Refine against IEEE binary16 vectors (refine.h): Σ (q[i] − h(v[i]))² and Σ q[i]·h(v[i]) over i < d, where
+  // h converts half to float exactly. q: d floats; v: d halves.
+  float (*l2sqr_f16)(const float* q, const uint16_t* v, size_t d);
+  float (*dot_f16)(const float* q, const uint16_t* v, size_t d);
+  // Refine against 8-bit scalar-quantised vectors: Σ (a[i] − s[i]·c[i])² and Σ w[i]·c[i] over i < d
+  // (a, s, w: d floats; c: d uint8 codes).
+  float (*l2sqr_sq8)(const float* a, const float* s, const uint8_t* c, size_t d);
+  float (*dot_sq8)(const float* w, const uint8_t* c, size_t d);
 };
 
 // Kernels of the active level.

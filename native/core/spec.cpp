@@ -25,8 +25,8 @@ namespace {
   "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
 
 constexpr const char* kIndexGrammar =
-    "\"Flat\", \"PQ<M>x4fs\", \"IVF<nlist>,[TRQ,]<codec>\" or a codec (" QV_CODEC_GRAMMAR
-    "), optionally followed by \",Refine\"";
+    "\"Flat\", \"PQ<M>x4fs\", \"IVF<nlist>,[TRQ,]<codec>\", \"IVF<nlist>,[TRQ,]PQ<M>x4fs\" or a codec (" QV_CODEC_GRAMMAR
+    "), optionally followed by \",Refine\" or \",Refine,store=f32|fp16|int8\"";
 constexpr const char* kCodecGrammar = QV_CODEC_GRAMMAR;
 
 bool read_int(const std::string& s, size_t& pos, size_t* out) {
@@ -157,6 +157,12 @@ std::unique_ptr<Index> make_ivf(const std::string& spec, const std::vector<SpecC
   }
   QV_CHECK(next < count, InvalidArgument,
            "spec \"" << spec << "\": IVF needs a fine codec after it, e.g. \"IVF1024,PQ16x8\"");
+  // "PQ<M>x4fs": plain 4-bit PQ codes kept in the fast-scan block layout in every list.
+  if (count == next + 1 && parts[next].name == "PQ" && parts[next].suffix == "fs") {
+    const PqParams pq = read_pq(spec, parts[next], true);
+    return std::make_unique<IVFIndex>(dim, metric, ivf.numbers[0], transforms, iterations,
+                                      std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits), refine, true);
+  }
   // The rest is the fine codec's own spec, re-assembled with its options.
   std::string codec;
   for (size_t i = next; i < count; ++i) {
@@ -357,15 +363,38 @@ std::unique_ptr<Quantizer> make_codec_unnamed(const std::string& spec, size_t di
   return build_codec(spec, parts, parts.size(), dim);
 }
 
+std::unique_ptr<Index> make_index_parts(const std::string& spec, const std::vector<SpecComponent>& parts,
+                                        size_t count, size_t dim, Metric metric, bool refine);
+
 std::unique_ptr<Index> make_index_unnamed(const std::string& spec, size_t dim, Metric metric) {
   const std::vector<SpecComponent> parts = parse_spec(spec);
   bool refine = false;
+  RefineStorage storage = RefineStorage::None;
   size_t count = parts.size();
   if (count >= 2 && parts.back().name == "Refine") {
-    expect_plain(spec, parts.back());
+    SpecComponent plain = parts.back();
+    const auto store = plain.options.find("store");
+    if (store != plain.options.end()) {
+      if (!parse_refine_storage(store->second, &storage))
+        bad_component(spec, plain, "option store must be f32 (4 bytes per dimension), fp16 (2) or int8 (1), got \"" +
+                                       store->second + "\"");
+      plain.options.erase(store);
+    } else {
+      storage = RefineStorage::Float32;
+    }
+    if (!plain.options.empty())
+      bad_component(spec, plain, "knows only the option store=f32|fp16|int8, got " + plain.options.begin()->first);
+    expect_plain(spec, plain);
     refine = true;
     --count;
   }
+  std::unique_ptr<Index> index = make_index_parts(spec, parts, count, dim, metric, refine);
+  if (refine) index->set_refine_storage(storage);
+  return index;
+}
+
+std::unique_ptr<Index> make_index_parts(const std::string& spec, const std::vector<SpecComponent>& parts,
+                                        size_t count, size_t dim, Metric metric, bool refine) {
   if (parts[0].name == "IVF") return make_ivf(spec, parts, count, dim, metric, refine);
   const SpecComponent& main = parts[0];
   if (main.name != "Flat" && main.name != "PQ")  // every other codec, exhaustive ADC over its codes

@@ -13,8 +13,10 @@
 //   TRQ1x<b1>,PQ<M>[x<b>][,beam=B][,iters=N][,pca=0|1][,reg=W]        b1 + M·b bits, no norm
 //   RQ1x<b1>,PQ<M>[x<b>][,beam=B]       b1 + M·b bits (first level, PQ on the residual, no transforms)
 // Options may follow any component of a composite codec; canonical specs write them last, in a fixed order,
-// and only when not the default. Indexes: Flat | PQ<M>x4fs | IVF<nlist>,[TRQ,]<codec> | <codec>, then
-// optionally ",Refine".
+// and only when not the default. Indexes: Flat | PQ<M>x4fs | IVF<nlist>,[TRQ,]<codec> |
+// IVF<nlist>,[TRQ,]PQ<M>x4fs (fast-scan lists) | <codec>, then
+// optionally ",Refine" (a float32 copy of every vector for re-scoring) or ",Refine,store=fp16|int8" (2 or 1
+// bytes per dimension, refine.h); canonical specs omit store=f32.
 #pragma once
 
 #include <cstddef>

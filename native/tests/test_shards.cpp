@@ -122,7 +122,7 @@ TEST_CASE("shards: encoding the SIFT slice gives the same bytes at every SIMD le
   set_simd_level(best_supported_simd_level());
   for (const auto& data : sets) {
     const size_t rows = data.size() / 128;
-    for (const char* spec : {"IVF16,PQ16x8", "PQ16x8", "PQ16x4fs", "IVF16,TRQ,PQ16x8"}) {
+    for (const char* spec : {"IVF16,PQ16x8", "PQ16x8", "PQ16x4fs", "IVF16,TRQ,PQ16x8", "IVF16,PQ16x4fs,Refine,store=int8"}) {
       std::unique_ptr<Index> codebook;
       try {
         codebook = trained(spec, 128, rows, data.data(), Metric::L2);
@@ -157,7 +157,8 @@ TEST_CASE("shards: merging shards gives the bytes of a one-machine build, for ev
     ids[i] = int64_t(n - i) * 7;  // not in row order: the merge keeps rows, not id order
     cats[i] = int32_t(i % 5);
   }
-  for (const char* spec : {"Flat", "PQ4x8", "PQ5x4fs", "PQ3x4fs,Refine", "IVF8,PQ4x8", "IVF6,TRQ,PQ4x8,Refine"}) {
+  for (const char* spec : {"Flat", "PQ4x8", "PQ5x4fs", "PQ3x4fs,Refine", "IVF8,PQ4x8", "IVF6,TRQ,PQ4x8,Refine",
+                           "IVF8,PQ5x4fs,Refine,store=fp16", "IVF6,TRQ,PQ4x4fs,Refine,store=int8"}) {
     for (Metric metric : {Metric::L2, Metric::Cosine}) {
       const auto codebook = trained(spec, d, n, x.data(), metric);
       // One machine: every vector in one add. Categories only on the second half, to check the fill.
