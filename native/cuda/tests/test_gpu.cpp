@@ -276,8 +276,8 @@ TEST_CASE("gpu: PQ encoding equals the CPU's") {
 
 TEST_CASE("gpu: RQ beam encoding equals the CPU's") {
   if (!gpu_present()) return;
-  compare_encoding("RQ8x8", 0.98, 1.002);
-  compare_encoding("RQ8x8,beam=8", 0.5, 1.0005);
+  compare_encoding("RQ8x8,beam=1", 0.98, 1.002);  // greedy: the same codes
+  compare_encoding("RQ8x8,beam=8", 0.5, 1.0005);  // beam: the same errors, ties may swap codes
 }
 
 TEST_CASE("gpu: TRQ encoding equals the CPU's") {
