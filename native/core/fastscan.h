@@ -29,6 +29,7 @@ class FastScanIndex : public Index {
   size_t npairs() const { return (pq_.m() + 1) / 2; }
   // Sub-code m of a stored row.
   uint32_t sub_code(size_t row, size_t m) const;
+  bool stores_vectors() const { return store_vectors_; }
 
  protected:
   void train_impl(size_t n, const float* x, const TrainContext& ctx) override { pq_.train(n, x, ctx); }

@@ -32,6 +32,11 @@ class IVFIndex : public Index {
   size_t nlist() const { return nlist_; }
   const Quantizer& fine() const { return *fine_; }
   size_t list_size(size_t list) const { return list_view(list).count; }
+  const std::vector<float>& centroids() const { return centroids_; }  // nlist × dim
+  const std::vector<float>& transforms() const { return transforms_; }  // nlist × dim × dim, empty without TRQ
+  bool local_transforms() const { return local_transforms_; }
+  int transform_iterations() const { return transform_iterations_; }
+  bool stores_vectors() const { return store_vectors_; }
 
  protected:
   void train_impl(size_t n, const float* x, const TrainContext& ctx) override;
