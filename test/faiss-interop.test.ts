@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import t from 'tap';
 
 import { Index, readVectors, type SearchResult } from '../lib/index';
-import { DEMO_DATA, randomFloats } from './helpers';
+import { DEMO_DATA, ROOT, randomFloats } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(__dirname, 'faiss_interop.py');
@@ -252,6 +252,30 @@ t.test('faiss interop', async (t) => {
     expectError(t, () => Index.fromFaissBuffer(trailing), 'ERR_QUIVER_CORRUPT', /unexpected bytes/, 'trailing bytes');
     expectError(t, () => Index.loadFaissSync(path.join(os.tmpdir(), 'no-such-quiver-file.faiss')), 'ERR_QUIVER_IO', /no-such/, 'missing file');
     t.throws(() => Index.fromFaissBuffer('nope' as unknown as Uint8Array), TypeError, 'a string is a TypeError');
+  });
+
+  t.test('quiver export / quiver import on the command line', async (t) => {
+    const bin = path.join(ROOT, 'bin', 'quiver.js');
+    const index = await Index.train('IVF16,PQ8x8', b.subarray(0, 3000 * dim), { dim, seed: 4, iterations: 6 });
+    await index.add(b.subarray(0, 3000 * dim));
+    const qvr = path.join(dir, 'cli.qvr');
+    await index.save(qvr);
+    const faissFile = path.join(dir, 'cli.faiss');
+    const books = path.join(dir, 'cli-books');
+    const run = spawnSync(process.execPath, [bin, 'export', qvr, '--faiss', faissFile, '--codebooks', books], { encoding: 'utf8' });
+    t.equal(run.status, 0, run.stderr);
+    t.match(run.stdout, /ivf_centroids \[16, 128\], pq_centroids \[8, 256, 16\]/);
+    const back = path.join(dir, 'cli-back.qvr');
+    const imp = spawnSync(process.execPath, [bin, 'import', faissFile, '-o', back], { encoding: 'utf8' });
+    t.equal(imp.status, 0, imp.stderr);
+    t.match(imp.stdout, /IVF16,PQ8x8: 3000 vectors/);
+    const again = await Index.load(back);
+    const before = await index.search(q, K, { nprobe: 4 });
+    const after = await again.search(q, K, { nprobe: 4 });
+    t.same(Array.from(after.ids), Array.from(before.ids), 'qvr → faiss → qvr searches as before');
+    const none = spawnSync(process.execPath, [bin, 'export', qvr], { encoding: 'utf8' });
+    t.equal(none.status, 1);
+    t.match(none.stderr, /--faiss <file>, --codebooks <dir> or both/);
   });
 
   t.test('plain export: centroids and codebooks as .npy files with a manifest', async (t) => {
