@@ -170,6 +170,23 @@ t.test('faiss interop', async (t) => {
       const ours: SearchResult = await index.search(q, K, { nprobe: NPROBE });
       compare(t, `${label} faiss → quiver`, ours, readResults(out));
     }
+
+    // RQ without a stored norm (ST_decompress), in an IndexIDMap: quiver recomputes ‖x̂‖² exactly. faiss decodes
+    // every vector for every query in this mode, so a smaller slice keeps it quick.
+    const smallBase = path.join(dir, 'base-small.fbin');
+    const smallQueries = path.join(dir, 'queries-small.fbin');
+    writeFbin(smallBase, b.subarray(0, 2000 * dim), dim);
+    writeFbin(smallQueries, q.subarray(0, 20 * dim), dim);
+    const file = path.join(dir, 'faiss-rq-decompress.faiss');
+    const out = path.join(dir, 'faiss-decompress');
+    runPython({
+      op: 'build', kind: 'rq', metric: 'l2', M: 3, nbits: 8, norm: 'decompress', ids_offset: 11,
+      base: smallBase, train_count: 2000, queries: smallQueries, k: K, index: file, out,
+    });
+    const rq = await Index.loadFaiss(file);
+    t.equal(rq.spec, 'RQ3x8', 'IndexIDMap(IndexResidualQuantizer, ST_decompress): read as RQ3x8 with f32 norms');
+    t.ok(rq.has(11n + 3n * 1999n), 'the IndexIDMap ids are kept');
+    compare(t, 'RQ3x8 ST_decompress faiss → quiver', await rq.search(q.subarray(0, 20 * dim), K), readResults(out));
   });
 
   t.test('what faiss cannot represent is refused with a reason', async (t) => {

@@ -13,7 +13,8 @@
 //   IVF<n>,RQ<L>x<b>[,norm=…]    IndexIVFResidualQuantizer ("IwRQ", by_residual), same coarse quantizer and lists
 // Ids: faiss's flat indexes number their vectors 0 … n−1. When quiver's ids are exactly that (row order), the
 // flat index is written bare; otherwise it is wrapped in an IndexIDMap ("IxMp") holding the int64 ids. IVF
-// lists store their ids themselves. Reading accepts IxMp/IxM2 around IxPq, IxPT and IxRq.
+// lists store their ids themselves (an imported IVF index holds its rows list by list: faiss keeps no global
+// insertion order). Reading accepts IxMp/IxM2 around IxPq, IxPT and IxRq.
 // Refused with an Unsupported error that says why: TRQ (per-list transforms have no faiss form), PRQ, the other
 // composite codecs, Flat, cosine indexes (faiss has no cosine metric), inner-product IVF (quiver probes lists by
 // L2 distance to the centroids, faiss by inner product), ",Refine" stores, categories, untrained indexes, PQ with
