@@ -4,6 +4,7 @@
       "target_name": "quiver",
       "sources": [
         "native/core/error.cpp",
+        "native/core/faiss_io.cpp",
         "native/core/fastscan.cpp",
         "native/core/gpu.cpp",
         "native/core/index.cpp",

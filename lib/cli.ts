@@ -246,6 +246,39 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('export')
+    .description('Export an index for other engines: a faiss index file, and/or its centroids and codebooks as .npy files')
+    .argument('<index>', 'quiver index file')
+    .option('--faiss <file>', 'write a faiss index file (faiss 1.7.3 and later read it; PQ, OPQ, RQ, IVF-PQ, IVF-RQ)')
+    .option('--codebooks <dir>', 'write the centroids and codebooks as float32 .npy files plus manifest.json')
+    .action(async (indexFile: string, opts: { faiss?: string; codebooks?: string }) => {
+      if (!opts.faiss && !opts.codebooks) throw new CliError('export: give --faiss <file>, --codebooks <dir> or both');
+      if (!fs.existsSync(indexFile)) throw new CliError(`index: no such file ${JSON.stringify(indexFile)}`);
+      const index = await Index.load(indexFile, { mmap: true });
+      if (opts.faiss) {
+        await index.saveFaiss(opts.faiss);
+        console.log(`${index.spec}: wrote ${opts.faiss} (faiss index file, ${index.size} vectors)`);
+      }
+      if (opts.codebooks) {
+        const manifest = await index.exportCodebooks(opts.codebooks);
+        const arrays = manifest.arrays.map((a) => `${a.name} [${a.shape.join(', ')}]`).join(', ');
+        console.log(`${index.spec}: wrote ${arrays} and manifest.json to ${opts.codebooks}`);
+      }
+    });
+
+  program
+    .command('import')
+    .description('Convert a faiss index file (IndexPQ, OPQ + IndexPQ, IndexResidualQuantizer, IVF-PQ, IVF-RQ) to a quiver index file')
+    .argument('<faiss-file>', 'faiss index file (faiss.write_index)')
+    .requiredOption('-o, --out <file>', 'quiver index file to write')
+    .action(async (faissFile: string, opts: { out: string }) => {
+      if (!fs.existsSync(faissFile)) throw new CliError(`faiss-file: no such file ${JSON.stringify(faissFile)}`);
+      const index = await Index.loadFaiss(faissFile);
+      await index.save(opts.out);
+      console.log(`${index.spec}: ${index.size} vectors of dimension ${index.dim} (${index.metric}); wrote ${opts.out}`);
+    });
+
+  program
     .command('info')
     .description('Describe an index file: spec, size, memory, format version')
     .argument('<index>', 'index file')

@@ -18,6 +18,7 @@ export {
   type TrainOptions,
   type TrainProgress,
 } from './quiver';
+export { CODEBOOKS_FORMAT_VERSION, type CodebooksManifest } from './codebooks';
 export { formatOf, readVectors, type ReadVectorsOptions, type VectorFormat, type Vectors } from './io';
 export { kRecallAt, oneRecallAt } from './recall';
 export * from './pipeline/index';

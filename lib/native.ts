@@ -3,6 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import type { PlainExportNative } from './codebooks';
+
 export interface NativeProgress {
   phase: string;
   stage: number;
@@ -50,6 +52,10 @@ export interface NativeIndex {
   save(path: string): Promise<void>;
   saveSync(path: string): void;
   toBuffer(): Buffer;
+  saveFaiss(path: string): Promise<void>;
+  saveFaissSync(path: string): void;
+  toFaissBuffer(): Buffer;
+  exportPlain(): PlainExportNative;
   close(): void;
 }
 
@@ -96,6 +102,10 @@ export interface NativeBinding {
   loadIndex(path: string, mmap: boolean): Promise<NativeIndex>;
   loadIndexSync(path: string, mmap: boolean): NativeIndex;
   indexFromBuffer(bytes: Uint8Array): NativeIndex;
+  /** faiss index files (native/core/faiss_io.h). */
+  loadFaissIndex(path: string): Promise<NativeIndex>;
+  loadFaissIndexSync(path: string): NativeIndex;
+  faissIndexFromBuffer(bytes: Uint8Array): NativeIndex;
   loadCodec(path: string): Promise<NativeCodec>;
   loadCodecSync(path: string): NativeCodec;
   codecFromBuffer(bytes: Uint8Array): NativeCodec;

@@ -11,6 +11,7 @@ import {
   type NativeSearchArgs,
   type NativeTrainOptions,
 } from './native';
+import { type CodebooksManifest, writeCodebooks, writeCodebooksAsync } from './codebooks';
 import { describe, expectInteger, expectOptions, expectString, expectVectors, optionalInteger } from './validate';
 
 export type Metric = 'l2' | 'ip' | 'cosine';
@@ -313,6 +314,24 @@ export class Index {
     return new Index(native().indexFromBuffer(checkBytes(buffer)));
   }
 
+  /**
+   * Loads a faiss index file: IndexPQ, IndexPreTransform(OPQ rotation, IndexPQ), IndexResidualQuantizer (each
+   * optionally inside an IndexIDMap), IndexIVFPQ and IndexIVFResidualQuantizer with a flat L2 coarse quantizer
+   * (see native/core/faiss_io.h for the exact mapping). Other faiss types are refused with ERR_QUIVER_UNSUPPORTED.
+   */
+  static async loadFaiss(path: string): Promise<Index> {
+    return new Index(await native().loadFaissIndex(checkPath(path)));
+  }
+
+  static loadFaissSync(path: string): Index {
+    return new Index(native().loadFaissIndexSync(checkPath(path)));
+  }
+
+  /** Parses the bytes of a faiss index file (as loadFaiss does). The bytes are copied. */
+  static fromFaissBuffer(buffer: Uint8Array): Index {
+    return new Index(native().faissIndexFromBuffer(checkBytes(buffer)));
+  }
+
   /** Describes a spec without building it: its canonical form and bytes per vector. Throws for a bad spec. */
   static describeSpec(spec: string, dim: number): { spec: string; codeSize: number } {
     expectString(spec, 'spec');
@@ -398,6 +417,39 @@ export class Index {
 
   saveSync(path: string): void {
     this.#native.saveSync(checkPath(path));
+  }
+
+  /**
+   * Writes the index as a faiss index file (faiss 1.7.3 and later read it), atomically. PQ, PQ…fs, OPQ and RQ
+   * indexes become IndexPQ / IndexPreTransform / IndexResidualQuantizer, wrapped in an IndexIDMap unless the ids
+   * are 0 … n−1 in insertion order; L2 IVF with PQ or RQ becomes IndexIVFPQ / IndexIVFResidualQuantizer. TRQ, PRQ,
+   * cosine, inner-product IVF, Refine stores and categories have no faiss form: ERR_QUIVER_UNSUPPORTED says which.
+   */
+  async saveFaiss(path: string): Promise<void> {
+    await this.#native.saveFaiss(checkPath(path));
+  }
+
+  saveFaissSync(path: string): void {
+    this.#native.saveFaissSync(checkPath(path));
+  }
+
+  /** The faiss index file bytes (what saveFaiss writes). */
+  toFaissBuffer(): Buffer {
+    return this.#native.toFaissBuffer();
+  }
+
+  /**
+   * Writes the trained centroids and codebooks into folder `dir` as float32 .npy files plus manifest.json
+   * (layout in lib/codebooks.ts), for engines that take external codebooks. Returns the manifest.
+   */
+  async exportCodebooks(dir: string): Promise<CodebooksManifest> {
+    const target = checkPath(dir);
+    return writeCodebooksAsync(target, this.#native.exportPlain(), { spec: this.spec, dim: this.dim, metric: this.metric });
+  }
+
+  exportCodebooksSync(dir: string): CodebooksManifest {
+    const plain = this.#native.exportPlain();
+    return writeCodebooks(checkPath(dir), plain, { spec: this.spec, dim: this.dim, metric: this.metric });
   }
 
   /** The index in its file format, as a Node Buffer (for Index.fromBuffer, another thread or process). */

@@ -18,6 +18,7 @@
 #include "convert.h"
 #include "error.h"
 #include "gpu.h"
+#include "faiss_io.h"
 #include "index.h"
 #include "io.h"
 #include "quantizer.h"
@@ -260,6 +261,10 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
                            InstanceMethod<&IndexWrap::Save>("save"),
                            InstanceMethod<&IndexWrap::SaveSync>("saveSync"),
                            InstanceMethod<&IndexWrap::ToBuffer>("toBuffer"),
+                           InstanceMethod<&IndexWrap::SaveFaiss>("saveFaiss"),
+                           InstanceMethod<&IndexWrap::SaveFaissSync>("saveFaissSync"),
+                           InstanceMethod<&IndexWrap::ToFaissBuffer>("toFaissBuffer"),
+                           InstanceMethod<&IndexWrap::ExportPlain>("exportPlain"),
                            InstanceMethod<&IndexWrap::Close>("close"),
                            InstanceAccessor<&IndexWrap::Dim>("dim"),
                            InstanceAccessor<&IndexWrap::Size>("size"),
@@ -599,6 +604,80 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     });
   }
 
+  static void run_save_faiss(IndexState& state, const std::string& path) {
+    std::vector<uint8_t> bytes;
+    {
+      std::shared_lock<std::shared_mutex> lock(state.mutex);
+      bytes = quiver::index_to_faiss(*state.index);
+    }
+    quiver::write_file_atomic(path, bytes);
+  }
+
+  // saveFaiss(path) → Promise<void>: the index as a faiss index file (faiss_io.h), written atomically.
+  Napi::Value SaveFaiss(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      const std::string path = read_string(info[0], "path");
+      auto* worker = new PromiseWorker(
+          info.Env(), [state, path] { run_save_faiss(*state, path); },
+          [](Napi::Env env) { return env.Undefined(); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value SaveFaissSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      run_save_faiss(*state, read_string(info[0], "path"));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value ToFaissBuffer(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      std::shared_lock<std::shared_mutex> lock(state->mutex);
+      const std::vector<uint8_t> bytes = quiver::index_to_faiss(*state->index);
+      return Napi::Buffer<uint8_t>::Copy(info.Env(), bytes.data(), bytes.size());
+    });
+  }
+
+  // exportPlain() → { codec, residual, norm, normLo, normHi, arrays: [{ name, shape, data, description }] }
+  Napi::Value ExportPlain(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto state = live(info.Env());
+      quiver::PlainExport e;
+      {
+        std::shared_lock<std::shared_mutex> lock(state->mutex);
+        e = quiver::export_plain(*state->index);
+      }
+      Napi::Env env = info.Env();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("codec", e.codec);
+      o.Set("residual", e.residual);
+      if (!e.norm.empty()) {
+        o.Set("norm", e.norm);
+        o.Set("normLo", double(e.norm_lo));
+        o.Set("normHi", double(e.norm_hi));
+      }
+      Napi::Array arrays = Napi::Array::New(env, e.arrays.size());
+      for (size_t i = 0; i < e.arrays.size(); ++i) {
+        const quiver::PlainArray& a = e.arrays[i];
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", a.name);
+        Napi::Array shape = Napi::Array::New(env, a.shape.size());
+        for (size_t j = 0; j < a.shape.size(); ++j) shape.Set(uint32_t(j), double(a.shape[j]));
+        entry.Set("shape", shape);
+        entry.Set("data", to_float32_array(env, a.data));
+        entry.Set("description", a.description);
+        arrays.Set(uint32_t(i), entry);
+      }
+      o.Set("arrays", arrays);
+      return o;
+    });
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     state_.reset();
     return info.Env().Undefined();
@@ -845,6 +924,9 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
                              InstanceMethod<&QuiverAddon::LoadIndex>("loadIndex", napi_enumerable),
                              InstanceMethod<&QuiverAddon::LoadIndexSync>("loadIndexSync", napi_enumerable),
                              InstanceMethod<&QuiverAddon::IndexFromBuffer>("indexFromBuffer", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::LoadFaiss>("loadFaissIndex", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::LoadFaissSync>("loadFaissIndexSync", napi_enumerable),
+                             InstanceMethod<&QuiverAddon::FaissFromBuffer>("faissIndexFromBuffer", napi_enumerable),
                              InstanceMethod<&QuiverAddon::LoadCodec>("loadCodec", napi_enumerable),
                              InstanceMethod<&QuiverAddon::LoadCodecSync>("loadCodecSync", napi_enumerable),
                              InstanceMethod<&QuiverAddon::CodecFromBuffer>("codecFromBuffer", napi_enumerable),
@@ -900,6 +982,37 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
       auto state = std::make_shared<IndexState>();
       state->index = quiver::Index::deserialize(quiver::owned_bytes(read_bytes(info[0], "buffer")), false);
       return IndexWrap::wrap(info.Env(), state);
+    });
+  }
+
+  static std::shared_ptr<IndexState> load_faiss(const std::shared_ptr<quiver::ByteSource>& bytes) {
+    auto state = std::make_shared<IndexState>();
+    state->index = quiver::index_from_faiss(bytes->data(), bytes->size());
+    return state;
+  }
+
+  // loadFaissIndex(path) → Promise<NativeIndex>: a faiss index file (faiss_io.h), parsed on a worker thread.
+  Napi::Value LoadFaiss(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const std::string path = read_string(info[0], "path");
+      auto state = std::make_shared<std::shared_ptr<IndexState>>();
+      auto* worker = new PromiseWorker(
+          info.Env(), [path, state] { *state = load_faiss(quiver::read_file(path)); },
+          [state](Napi::Env env) { return IndexWrap::wrap(env, *state); });
+      worker->Queue();
+      return worker->Promise();
+    });
+  }
+
+  Napi::Value LoadFaissSync(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      return IndexWrap::wrap(info.Env(), load_faiss(quiver::read_file(read_string(info[0], "path"))));
+    });
+  }
+
+  Napi::Value FaissFromBuffer(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      return IndexWrap::wrap(info.Env(), load_faiss(quiver::owned_bytes(read_bytes(info[0], "buffer"))));
     });
   }
 

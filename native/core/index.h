@@ -212,6 +212,7 @@ class CodecIndex : public Index {
   size_t code_size() const override { return codec_->code_size(); }
   bool is_trained() const override { return codec_->is_trained(); }
   const Quantizer& codec() const { return *codec_; }
+  const uint8_t* codes() const { return codes_.data(); }  // size() × code_size bytes, row order
 
  protected:
   void train_impl(size_t n, const float* x, const TrainContext& ctx) override;

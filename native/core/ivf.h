@@ -52,6 +52,10 @@ class IVFIndex : public Index {
   // comparisons). Not while searches run.
   bool precomputed_tables() const { return use_precomputed_ && !precomputed_.empty(); }
   void set_precomputed_tables(bool enable) { use_precomputed_ = enable; }
+  const std::vector<float>& centroids() const { return centroids_; }  // nlist × dim
+  const std::vector<float>& transforms() const { return transforms_; }  // nlist × dim × dim, empty without TRQ
+  bool local_transforms() const { return local_transforms_; }
+  int transform_iterations() const { return transform_iterations_; }
 
  protected:
   void train_impl(size_t n, const float* x, const TrainContext& ctx) override;
