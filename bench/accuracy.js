@@ -15,17 +15,19 @@ const { Command, InvalidArgumentError } = require('commander');
 const ROOT = path.join(__dirname, '..');
 
 const QUIVER_SPECS = {
-  64: 'PQ8x8;OPQ8,PQ8x8;RQ8x8;RQ8x8,beam=16;TRQ8x8;TRQ1x8,PQ14x4;PRQ2x4x8',
-  128: 'PQ16x8;OPQ16,PQ16x8;RQ16x8;RQ16x8,beam=16;TRQ16x8;TRQ1x8,PQ30x4;PRQ2x8x8',
+  64: 'PQ8x8;OPQ8,PQ8x8;RQ8x8,beam=1,refit=0;RQ8x8,beam=1;RQ8x8;RQ8x8,beam=16;TRQ8x8;TRQ8x8,beam=5;TRQ1x8,PQ7x8;TRQ1x8,PQ14x4;PRQ2x4x8;PRQ2x4x8,beam=5,refit=3',
+  128: 'PQ16x8;OPQ16,PQ16x8;RQ16x8,beam=1;RQ16x8;RQ16x8,beam=16;TRQ16x8;TRQ1x8,PQ15x8;TRQ1x8,PQ30x4;PRQ2x8x8;PRQ2x8x8,beam=5,refit=3',
 };
 
-// faiss's counterparts. RQ beams are set explicitly (quiver's RQ encodes greedily, beam 1, unless told);
-// LSQ has no quiver counterpart and PRQ keeps faiss's default beam (reported in the output).
+// faiss's counterparts. RQ beams are set explicitly before training (faiss trains and encodes with the same
+// max_beam_size; its default is 5, as quiver's RQ default): "RQ8x8" is the default of both. LSQ has no quiver
+// counterpart and PRQ keeps faiss's default beam (reported in the output).
 const FAISS_CODECS = {
   64: [
     { name: 'PQ8x8', factory: 'PQ8x8' },
     { name: 'OPQ8,PQ8x8', factory: 'OPQ8,PQ8x8' },
-    { name: 'RQ8x8', factory: 'RQ8x8', beam: 1 },
+    { name: 'RQ8x8,beam=1', factory: 'RQ8x8', beam: 1 },
+    { name: 'RQ8x8', factory: 'RQ8x8', beam: 5 },
     { name: 'RQ8x8,beam=16', factory: 'RQ8x8', beam: 16 },
     { name: 'LSQ8x8', factory: 'LSQ8x8' },
     { name: 'PRQ2x4x8', factory: 'PRQ2x4x8' },
@@ -33,7 +35,8 @@ const FAISS_CODECS = {
   128: [
     { name: 'PQ16x8', factory: 'PQ16x8' },
     { name: 'OPQ16,PQ16x8', factory: 'OPQ16,PQ16x8' },
-    { name: 'RQ16x8', factory: 'RQ16x8', beam: 1 },
+    { name: 'RQ16x8,beam=1', factory: 'RQ16x8', beam: 1 },
+    { name: 'RQ16x8', factory: 'RQ16x8', beam: 5 },
     { name: 'RQ16x8,beam=16', factory: 'RQ16x8', beam: 16 },
     { name: 'LSQ16x8', factory: 'LSQ16x8' },
     { name: 'PRQ2x8x8', factory: 'PRQ2x8x8' },
@@ -206,13 +209,28 @@ async function main(argv) {
       if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--seed must be a non-negative integer');
       return n;
     }, 1234)
+    .option('--train-count <n>', 'training vectors (the first n of the base; default: the preset\'s)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--train-count must be a positive integer');
+      return n;
+    })
+    .option('--query-count <n>', 'queries (the first n; default: the preset\'s)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--query-count must be a positive integer');
+      return n;
+    })
     .option('--out <dir>', 'also write accuracy.json and accuracy.md here');
   program.parse(argv);
   const opts = program.opts();
 
   let dataset;
   try {
-    dataset = await suite.loadDataset(opts.dataset, { queries: opts.queriesFile, groundTruth: opts.gtFile });
+    dataset = await suite.loadDataset(opts.dataset, {
+      queries: opts.queriesFile,
+      groundTruth: opts.gtFile,
+      trainCount: opts.trainCount,
+      queryCount: opts.queryCount,
+    });
   } catch (error) {
     if (error.code === 'ERR_QUIVER_DATASET_UNAVAILABLE') {
       console.error(`skip dataset ${opts.dataset}: ${error.message}`);

@@ -36,6 +36,7 @@ ProductResidualQuantizer::ProductResidualQuantizer(size_t dim, size_t parts, siz
 std::string ProductResidualQuantizer::spec() const {
   std::string s = "PRQ" + std::to_string(parts_.size()) + "x" + std::to_string(stages_) + "x" + std::to_string(nbits_);
   if (options_.beam != 1) s += ",beam=" + std::to_string(options_.beam);
+  if (options_.training_beam() != options_.beam) s += ",trainbeam=" + std::to_string(options_.training_beam());
   if (norm_.storage() != NormStorage::Float32) s += std::string(",norm=") + norm_.name();
   if (options_.refit_rounds != 0) s += ",refit=" + std::to_string(options_.refit_rounds);
   return s;

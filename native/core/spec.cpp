@@ -20,8 +20,9 @@ namespace {
 
 // What a codec spec may be (also the fine codec of an IVF index). Options follow the codec, e.g. "RQ8x8,beam=16".
 #define QV_CODEC_GRAMMAR                                                                                        \
-  "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | RQ<L>x<b>[,beam=B][,norm=f32|u8][,refit=N] | "              \
-  "PRQ<P>x<L>x<b>[,beam=B][,norm=f32|u8][,refit=N] | TRQ<L>x<b>[,beam=B][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W] | " \
+  "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | RQ<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N] | " \
+  "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N] | "                                         \
+  "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W] | "                 \
   "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
 
 constexpr const char* kIndexGrammar =
@@ -305,10 +306,11 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
   if (first.name == "RQ") {
     const std::vector<size_t> n = read_numbers(spec, first, 1, 2, 8, "RQ<L>x<b>, e.g. RQ8x8");
     RQOptions o;
-    o.beam = options.integer("beam", 1, 1, 256);
+    o.beam = options.integer("beam", RQOptions::kDefaultBeam, 1, 256);
     o.norm = options.norm();
-    o.refit_rounds = options.integer("refit", 0, 0, 20);
-    options.finish("RQ", "beam, norm, refit");
+    o.train_beam = options.integer("trainbeam", 0, 1, 256);
+    o.refit_rounds = options.integer("refit", RQOptions::kDefaultRefitRounds, 0, 20);
+    options.finish("RQ", "beam, trainbeam, norm, refit");
     return std::make_unique<ResidualQuantizer>(dim, n[0], n[1], o);
   }
   if (first.name == "PRQ") {
@@ -317,8 +319,9 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     RQOptions o;
     o.beam = options.integer("beam", 1, 1, 256);
     o.norm = options.norm();
+    o.train_beam = options.integer("trainbeam", 0, 1, 256);
     o.refit_rounds = options.integer("refit", 0, 0, 20);
-    options.finish("PRQ", "beam, norm, refit");
+    options.finish("PRQ", "beam, trainbeam, norm, refit");
     return std::make_unique<ProductResidualQuantizer>(dim, n[0], n[1], n[2], o);
   }
   if (first.name == "TRQ") {
@@ -327,13 +330,19 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     o.beam = options.integer("beam", 1, 1, 256);
     o.iterations = options.integer("iters", TransformedResidualQuantizer::kDefaultIterations, 1, 50);
     o.pca_init = options.integer("pca", 0, 0, 1) == 1;
+    // Only an RQ fine quantizer takes trainbeam and refit (read in its branches, so that PQ rejects them).
+    const auto read_rq_fine_options = [&]() {
+      o.train_beam = options.integer("trainbeam", 0, 1, 256);
+      o.refit_rounds = options.integer("refit", TransformedResidualQuantizer::kDefaultRefitRounds, 0, 20);
+    };
     o.prior = options.number("reg", TransformedResidualQuantizer::kDefaultPrior, 0, 1e6);
     o.norm = options.norm();
     if (count == 1) {
       QV_CHECK(n[0] >= 2, InvalidArgument,
                "spec \"" << spec << "\": TRQ1x" << n[1] << " alone has no fine quantizer; write TRQ<L>x<b> with L >= 2 "
                          "(first level + L−1 RQ stages) or TRQ1x<b>,PQ<M>x<b>");
-      options.finish("TRQ", "beam, iters, norm, pca, reg");
+      read_rq_fine_options();
+      options.finish("TRQ", "beam, trainbeam, refit, iters, norm, pca, reg");
       return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Residual, n[0] - 1, n[1], o);
     }
     QV_CHECK(n[0] == 1 && (second_is("PQ") || second_is("RQ")), InvalidArgument,
@@ -348,7 +357,8 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
       return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Product, pq.m, pq.nbits, o);
     }
     const std::vector<size_t> f = read_numbers(spec, fine, 1, 2, 8, "RQ<L>x<b> after TRQ1x<b>");
-    options.finish("TRQ1x<b>,RQ<L>x<b>", "beam, iters, norm, pca, reg");
+    read_rq_fine_options();
+    options.finish("TRQ1x<b>,RQ<L>x<b>", "beam, trainbeam, refit, iters, norm, pca, reg");
     return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Residual, f[0], f[1], o);
   }
   QV_THROW(InvalidArgument, "spec \"" << spec << "\": unknown component \"" << first.text << "\"; expected "

@@ -98,12 +98,20 @@ TransformedResidualQuantizer::TransformedResidualQuantizer(size_t dim, size_t fi
   if (fine == FineQuantizerKind::Residual) {
     QV_CHECK(options.transforms, InvalidArgument,
              "a first RQ level followed by more RQ stages without transforms is plain RQ: write RQ<L>x<b>");
+    QV_CHECK(options.train_beam <= 256 && options.refit_rounds <= 20, InvalidArgument,
+             "TRQ trainbeam must be 1 … 256 and refit 0 … 20, got " << options.train_beam << " and "
+                                                                      << options.refit_rounds);
     RQOptions fine_options;
     fine_options.beam = options.beam;
+    fine_options.train_beam = options.train_beam;
+    fine_options.refit_rounds = 0;
+    // The fine RQ's own refit runs once, after the alternation (train() below), not at each fine retraining.
     fine_rq_ = std::make_unique<ResidualQuantizer>(dim, fine_count, fine_bits, fine_options);
   } else {
     QV_CHECK(options.norm == NormStorage::Float32, InvalidArgument,
              "norm=u8 applies to RQ fine quantizers; a PQ fine quantizer stores no norm");
+    QV_CHECK(options.train_beam == 0, InvalidArgument,
+             "trainbeam applies to RQ fine quantizers; a PQ fine quantizer has no beam training");
     fine_pq_ = std::make_unique<ProductQuantizer>(dim, fine_count, fine_bits);
   }
   code_bytes_ = (first_bits + fine_count * fine_bits + 7) / 8;
@@ -118,6 +126,9 @@ std::string TransformedResidualQuantizer::spec() const {
   else
     s = std::string(options_.transforms ? "TRQ1x" : "RQ1x") + b1 + ",PQ" + fc + "x" + fb;
   if (options_.beam != 1) s += ",beam=" + std::to_string(options_.beam);
+  if (options_.train_beam != 0 && options_.train_beam != options_.beam)
+    s += ",trainbeam=" + std::to_string(options_.train_beam);
+  if (fine_rq_ && options_.refit_rounds != kDefaultRefitRounds) s += ",refit=" + std::to_string(options_.refit_rounds);
   if (options_.iterations != kDefaultIterations) s += ",iters=" + std::to_string(options_.iterations);
   if (norm_.storage() != NormStorage::Float32) s += std::string(",norm=") + norm_.name();
   if (options_.pca_init) s += ",pca=1";
@@ -464,6 +475,15 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
     ctx.report(Progress{"trq", int(it), int(rounds) + 1, int(it) + 1, int(rounds) + 1, total / double(n)});
     if (it == rounds) break;
     update_transforms(n, x, labels.data(), y_hat.data(), false, ctx.threads);
+  }
+  if (fine_rq_ && options_.refit_rounds > 0) {
+    // Least-squares refit of the fine codebooks on the final transformed residuals (rq.h), then the training
+    // set is encoded again so that the norm range below matches the refitted codebooks.
+    transform_residuals(n, x, labels.data(), y.data(), ctx.threads);
+    std::vector<uint32_t> fine_codes(n * fine_count_);
+    fine_rq_->encode_stages(n, y.data(), fine_codes.data(), nullptr, ctx.threads);
+    fine_rq_->refit(n, y.data(), fine_codes.data(), options_.refit_rounds, fine_ctx);
+    encode_training(n, x, labels.data(), y_hat.data(), errors.data(), ctx.threads);
   }
   if (fine_rq_) {
     const Kernels& kern = kernels();

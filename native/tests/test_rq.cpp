@@ -100,7 +100,10 @@ TEST_CASE("rq: beam search matches brute force on small codebooks and beats gree
   // path may drop out of the beam at a middle stage. Such vectors must stay rare.)
   const size_t stages = 4, m = 2000, dm = 16;
   const auto y = mixture(m, dm, 22);
-  ResidualQuantizer greedy(dm, stages, 6);
+  RQOptions greedy_options;
+  greedy_options.beam = 1;
+  greedy_options.refit_rounds = 0;
+  ResidualQuantizer greedy(dm, stages, 6, greedy_options);
   greedy.train(m, y.data(), quick_context());
   std::vector<uint32_t> c1(m * stages), c8(m * stages);
   std::vector<float> e1(m), e8(m);
@@ -171,6 +174,7 @@ TEST_CASE("rq: refit lowers the training error; progress reports every stage; th
   };
   RQOptions plain_options;
   plain_options.beam = 4;
+  plain_options.refit_rounds = 0;
   ResidualQuantizer plain(d, 4, 6, plain_options);
   plain.train(n, x.data(), ctx);
   CHECK(stage_reports >= 4);
@@ -185,7 +189,8 @@ TEST_CASE("rq: refit lowers the training error; progress reports every stage; th
   CHECK_MSG(e_refit < e_plain, "refit " << e_refit << " vs " << e_plain);
   qvtest::round_trip(refit, n, x.data(), &codes1, 1);
   CHECK(codes == codes1);
-  CHECK(refit.spec() == "RQ4x6,beam=4,refit=3");
+  CHECK(refit.spec() == "RQ4x6,beam=4");  // 3 refit rounds are the default
+  CHECK(plain.spec() == "RQ4x6,beam=4,refit=0");
 }
 
 TEST_CASE("prq: parts cover the dimensions unevenly; round trip and ADC agree, with f32 and u8 norms") {
@@ -194,6 +199,7 @@ TEST_CASE("prq: parts cover the dimensions unevenly; round trip and ADC agree, w
   const auto q = qvtest::random_floats(d, 52);
   RQOptions o;
   o.beam = 4;
+  o.refit_rounds = 0;
   ProductResidualQuantizer prq(d, 2, 3, 6, o);
   CHECK(prq.part_dim(0) == 11 && prq.part_dim(1) == 10 && prq.part_offset(1) == 11);
   CHECK(prq.code_size() == packed_bytes(6, 6) + 4);
