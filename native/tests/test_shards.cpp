@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <unistd.h>
 
@@ -446,5 +447,77 @@ TEST_CASE("shards: the streamed merge of 200 MB of codes keeps the peak memory f
     std::remove(out2.c_str());
   }
   for (const auto& f : files) std::remove(f.c_str());
+  std::remove(out.c_str());
+}
+
+namespace {
+
+// The container `bytes` with the payload of section `tag` changed by `mutate` (same length, CRC recomputed):
+// damage that only the content checks can see.
+std::vector<uint8_t> forge(const std::vector<uint8_t>& bytes, uint32_t tag, const std::function<void(uint8_t*, size_t)>& mutate) {
+  const std::vector<Section> sections = read_container(bytes.data(), bytes.size(), fourcc("QVRI"));
+  ContainerWriter out(fourcc("QVRI"));
+  for (const Section& s : sections) {
+    ByteWriter w;
+    w.raw(s.payload, s.size);
+    if (s.tag == tag) mutate(w.bytes().data(), w.size());
+    out.section(s.tag, w);
+  }
+  return out.finish();
+}
+
+}  // namespace
+
+TEST_CASE("shards: the streamed merge refuses what Index::deserialize refuses, naming the file") {
+  const size_t d = 8, n = 300;
+  const auto x = qvtest::random_floats(n * d, 95);
+  std::vector<int64_t> ids(n);
+  std::vector<int32_t> cats(n, 2);
+  for (size_t i = 0; i < n; ++i) ids[i] = int64_t(i);
+  const std::string good = temp_path("forge-good"), bad = temp_path("forge-bad"), out = temp_path("forge-out");
+  struct Case {
+    const char* spec;
+    uint32_t tag;
+    std::function<void(uint8_t*, size_t)> mutate;
+  };
+  const Case cases[] = {
+      // IVFL: the first row number (after pad, offsets) repeated in place of the second.
+      {"IVF4,PQ2x8", fourcc("IVFL"), [](uint8_t* p, size_t) {
+         uint32_t pad;
+         std::memcpy(&pad, p, 4);
+         size_t at = 4 + pad + 8 + 5 * 8;  // offsets of 4 lists
+         std::memcpy(&pad, p + at, 4);
+         at += 4 + pad + 8;
+         std::memcpy(p + at + 4, p + at, 4);
+       }},
+      // Fast-scan: a padding nibble of the last block set.
+      {"PQ3x4fs", fourcc("FSCN"), [](uint8_t* p, size_t size) { p[size - 1] = 0x10; }},
+      {"IVF4,PQ3x4fs", fourcc("IVFL"), [](uint8_t* p, size_t size) { p[size - 1] = 0x10; }},
+      // A category below -1.
+      {"PQ2x8", fourcc("CATS"), [](uint8_t* p, size_t size) { std::memset(p + size - 4, 0xF0, 4); }},
+      // next id not after the largest id.
+      {"Flat", fourcc("META"), [](uint8_t* p, size_t size) { std::memset(p + size - 8, 0, 8); }},
+      // A repeated id within one file.
+      {"Flat", fourcc("IDS "), [](uint8_t* p, size_t size) { std::memcpy(p + size - 8, p + size - 16, 8); }},
+  };
+  for (const Case& c : cases) {
+    const auto codebook = trained(c.spec, d, n, x.data(), Metric::L2);
+    auto a = copy_of(*codebook), b = copy_of(*codebook);
+    a->add(150, x.data(), ids.data(), cats.data(), false, 0);
+    b->add(150, &x[150 * d], &ids[150], cats.data(), false, 0);
+    write_file_atomic(good, a->serialize());
+    const std::vector<uint8_t> forged = forge(b->serialize(), c.tag, c.mutate);
+    write_file_atomic(bad, forged);
+    CHECK_THROWS_CODE(Index::deserialize(owned_bytes(forged), false), Corrupt);
+    try {
+      merge_index_files({good, bad}, out);
+      CHECK_MSG(false, c.spec << ": the forged file was merged");
+    } catch (const Error& e) {
+      CHECK_MSG(e.code() == ErrorCode::Corrupt && std::string(e.what()).find("files[1]") != std::string::npos,
+                c.spec << ": " << e.what());
+    }
+  }
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
   std::remove(out.c_str());
 }
