@@ -1,7 +1,9 @@
 // Distributed search on NATS against a real nats-server: shards served from mapped shard files answer like one
 // index holding everything (batches split to fit a small max_payload), two replicas of a shard share the load
 // and one of them can be killed (a child process, SIGKILL) without losing results, a dead shard and a silent
-// shard give partial results that name them, and bad arguments name the argument. Skips without nats-server.
+// shard give partial results that name them, filters (allow-list, categories) travel on the wire and give one
+// index's filtered results, and bad arguments name the argument. The wire format's own checks run without a
+// server; the rest skips without nats-server.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,9 +12,56 @@ import t from 'tap';
 import { Index, readVectors, scaleout } from '../lib/index';
 import { DEMO_DATA, ROOT } from './helpers';
 import { findBinary, spawnTs, startNats, type Child } from './scaleout-servers';
+import { decodeRequest, encodeRequest } from '../lib/scaleout/wire';
 
 const SHARDS = 4;
 const K = 10;
+
+t.test('wire: requests with filters round-trip, and malformed ones are refused', async (t) => {
+  const queries = Float32Array.from({ length: 6 }, (_, i) => i + 0.5);
+  const plain = encodeRequest({ dim: 3, nq: 2, k: 4, nprobe: 2, refine: 1, queries });
+  t.equal(new DataView(plain.buffer).getUint16(4, true), 1, 'no filter: version 1, which older servers read');
+  const p = decodeRequest(plain);
+  t.same([p.dim, p.nq, p.k, p.nprobe, p.refine, p.filter, p.categories], [3, 2, 4, 2, 1, undefined, undefined]);
+  t.same(p.queries, queries);
+  const filter = BigInt64Array.from([5n, -7n, 1n << 62n]);
+  const categories = Int32Array.from([0, 9]);
+  for (const extra of [{ filter }, { categories }, { filter, categories }, { filter: new BigInt64Array(0) }]) {
+    const bytes = encodeRequest({ dim: 3, nq: 2, k: 4, nprobe: 0, refine: 3, queries, ...extra });
+    t.equal(new DataView(bytes.buffer).getUint16(4, true), 2, 'a filter: version 2');
+    // An unaligned view (as a transport may hand over) decodes the same.
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    for (const view of [bytes, shifted.subarray(1)]) {
+      const r = decodeRequest(view);
+      t.same(r.queries, queries);
+      t.same(r.filter, extra.filter);
+      t.same(r.categories, 'categories' in extra ? extra.categories : undefined);
+      t.equal(r.refine, 3);
+    }
+  }
+  const good = encodeRequest({ dim: 3, nq: 2, k: 4, nprobe: 0, refine: 1, queries, filter, categories });
+  const tamper = (at: number, write: (v: DataView) => void) => {
+    const b = new Uint8Array(good);
+    write(new DataView(b.buffer));
+    return b.subarray(0, at);
+  };
+  const all = good.length;
+  const cases: [Uint8Array, RegExp][] = [
+    [tamper(all, (v) => v.setUint16(4, 3, true)), /version 3 is not supported/],
+    [tamper(all, (v) => v.setUint16(6, 4, true)), /flags 0x4 are not valid/],
+    [tamper(all, (v) => v.setUint16(6, 0, true)), /flags 0x0 are not valid/],
+    [tamper(all, (v) => v.setUint16(6, 2, true)), /3 filter ids without the filter flag/],
+    [tamper(all, (v) => v.setUint16(6, 1, true)), /2 categories without the categories flag/],
+    [tamper(all, (v) => v.setUint32(32, 0xffffffff, true)), /bytes, expected/],
+    [tamper(all, (v) => v.setUint32(36, 1, true)), /bytes, expected/],
+    [tamper(all - 4, () => {}), /bytes, expected/],
+    [tamper(36, () => {}), /shorter than the 40-byte version-2 header/],
+    [tamper(all, (v) => v.setInt32(40 + 24, -3, true)), /category -3 at 0 is negative/],
+  ];
+  for (const [bytes, message] of cases) t.throws(() => decodeRequest(bytes), { name: 'Error', message }, String(message));
+  t.throws(() => decodeRequest(tamper(all, (v) => v.setUint16(6, 4, true))), { code: 'ERR_QUIVER_WIRE' }, 'a WireError');
+});
 
 if (!findBinary('nats-server')) {
   t.comment('SKIP: nats-server is not installed (Debian: apt-get install nats-server); the NATS tests need a real server');
@@ -34,7 +83,8 @@ if (!findBinary('nats-server')) {
     for (const p of scaleout.planShards(n, SHARDS)) {
       const file = path.join(tmp, scaleout.shardFileName(p.shardId));
       const ids = BigInt64Array.from({ length: p.count }, (_, i) => BigInt(p.offset + i));
-      await scaleout.encodeShard(codebookFile, base.subarray(p.offset * dim, (p.offset + p.count) * dim), ids, p.shardId, file);
+      const categories = Int32Array.from({ length: p.count }, (_, i) => (p.offset + i) % 7);
+      await scaleout.encodeShard(codebookFile, base.subarray(p.offset * dim, (p.offset + p.count) * dim), ids, p.shardId, file, { categories });
       shardFiles.push(file);
     }
     // The reference: one index holding everything (the merged file), and one without shard 0 for partial results.
@@ -75,6 +125,38 @@ if (!findBinary('nats-server')) {
       const few = await client.search(queries.subarray(0, 2 * dim), 700, { nprobe: 1 });
       const fewWant = await whole.search(queries.subarray(0, 2 * dim), 700, { nprobe: 1 });
       t.same(few.ids, fewWant.ids, 'padding with -1n matches');
+    });
+
+    await t.test('filtered sharded results equal the filtered search of one index', async (t) => {
+      // Every third id plus ids no shard holds; a filter of 3000 ids (24 KB) also makes the 32 KiB max_payload
+      // split the batch into many more chunks, each repeating it.
+      const filter = BigInt64Array.from({ length: 3000 }, (_, i) => BigInt(i * 3 + 1));
+      filter[7] = 123456789n;
+      const cases: [string, { filter?: BigInt64Array | bigint[]; categories?: number[] | Int32Array }][] = [
+        ['allow-list', { filter }],
+        ['allow-list as bigint[]', { filter: Array.from(filter.subarray(0, 500)) }],
+        ['categories', { categories: [1, 4] }],
+        ['allow-list and categories', { filter, categories: Int32Array.from([0, 2, 6]) }],
+        ['empty allow-list', { filter: new BigInt64Array(0) }],
+        ['unknown category', { categories: [99] }],
+      ];
+      for (const [name, options] of cases) {
+        for (const nprobe of [1, 4]) {
+          const want = await whole.search(queries, K, { nprobe, ...options });
+          const got = await client.search(queries, K, { nprobe, ...options });
+          t.equal(got.partial, false, `${name}, nprobe ${nprobe}: complete`);
+          t.same(got.ids, want.ids, `${name}, nprobe ${nprobe}: ids`);
+          t.same(got.distances, want.distances, `${name}, nprobe ${nprobe}: distances`);
+        }
+      }
+      // The filter really filters: every id returned is allowed and of an allowed category.
+      const allowed = new Set(Array.from(filter));
+      const got = await client.search(queries, K, { nprobe: 4, filter, categories: [0, 2, 6] });
+      t.ok(
+        Array.from(got.ids).every((id) => id === -1n || (allowed.has(id) && [0, 2, 6].includes(Number(id) % 7))),
+        'only allowed ids of allowed categories',
+      );
+      t.ok(Array.from(got.ids).some((id) => id !== -1n), 'and some are found');
     });
 
     await t.test('two replicas share the load; killing one loses nothing', async (t) => {
@@ -125,6 +207,13 @@ if (!findBinary('nats-server')) {
       await t.rejects(client.search(new Float32Array(dim + 1), K), { name: 'RangeError', message: /^queries:/ });
       await t.rejects(client.search(queries, 0), { name: 'RangeError', message: /^k:/ });
       await t.rejects(client.search(queries, K, { nprob: 2 } as never), { name: 'TypeError', message: /unknown option "nprob"/ });
+      await t.rejects(client.search(queries, K, { filter: [1, 2] as never }), { name: 'TypeError', message: /^options.filter: expected bigint ids/ });
+      await t.rejects(client.search(queries, K, { filter: new Float64Array(2) as never }), { name: 'TypeError', message: /^options.filter:/ });
+      await t.rejects(client.search(queries, K, { filter: [1n << 64n] }), { name: 'RangeError', message: /^options.filter:.*64-bit/ });
+      await t.rejects(client.search(queries, K, { categories: [-1] }), { name: 'RangeError', message: /^options.categories:/ });
+      await t.rejects(client.search(queries, K, { categories: 'a' as never }), { name: 'TypeError', message: /^options.categories:/ });
+      // A filter that cannot fit the server's max_payload (32 KiB) with even one query.
+      await t.rejects(client.search(queries, K, { filter: new BigInt64Array(5000) }), { name: 'RangeError', message: /^options.filter: 5000 ids do not fit/ });
       await t.rejects(scaleout.ShardedSearchClient.connect({ servers: url, shards: 0, dim }), { name: 'RangeError', message: /^options.shards:/ });
       await t.rejects(scaleout.ShardedSearchClient.connect({ servers: url, shards: [1, 1], dim }), { name: 'RangeError', message: /listed twice/ });
       await t.rejects(scaleout.ShardedSearchClient.connect({ servers: [], shards: 1, dim }), { name: 'TypeError', message: /^options.servers:/ });

@@ -9,6 +9,8 @@
 // the same numbers one index holding everything would compute, and the merge (by distance, then shardId, then
 // rank within the shard, as one index breaks ties by row) gives that index's results exactly — except with
 // `refine` > 1, where each shard re-ranks its own k·refine shortlist, a superset of its part of the global one.
+// Filters (`filter`, an allow-list of ids, and `categories`) travel with every request and each shard applies
+// them before its own top-k, so the merged results equal that index's filtered search too.
 // A shard that does not answer in time is left out and listed in `missingShards` (`partial: true`): a dead shard
 // makes results partial, not an error. A shard that answers with an error (bad request) is an error.
 //
@@ -16,7 +18,7 @@
 import { loadOptional } from '../pipeline/optional';
 import { Index, type Metric } from '../quiver';
 import { describe, expectInteger, expectOptions, expectString, expectVectors, optionalInteger } from '../validate';
-import { HEADER_BYTES, decodeRequest, decodeResponse, encodeErrorResponse, encodeRequest, encodeResponse, type SearchResponse } from './wire';
+import { HEADER_BYTES, decodeRequest, decodeResponse, encodeErrorResponse, encodeRequest, encodeResponse, requestOverhead, type SearchResponse } from './wire';
 
 type NatsModule = typeof import('nats');
 type NatsConnection = import('nats').NatsConnection;
@@ -74,6 +76,10 @@ export interface SearchClientOptions {
 export interface ShardedSearchOptions {
   nprobe?: number;
   refine?: number;
+  /** Allow-list: only these ids can be returned (as Index.search's filter; unknown ids are ignored). */
+  filter?: BigInt64Array | readonly bigint[];
+  /** Only vectors labelled with one of these categories can be returned (as Index.search's categories). */
+  categories?: Int32Array | readonly number[];
   /** Overrides the client's deadlineMs for this call. */
   deadlineMs?: number;
 }
@@ -109,6 +115,38 @@ function checkSubject(value: unknown, name: string): string {
     throw new RangeError(`${name}: expected dot-separated tokens of letters, digits, '_' or '-', got ${describe(s)}`);
   }
   return s;
+}
+
+/** options.filter as Index.search takes it: a BigInt64Array, or an array of bigints copied into one. */
+function checkFilter(value: unknown, name: string): BigInt64Array {
+  if (value instanceof BigInt64Array) return value;
+  if (Array.isArray(value)) {
+    const out = new BigInt64Array(value.length);
+    value.forEach((id, i) => {
+      if (typeof id !== 'bigint') throw new TypeError(`${name}: expected bigint ids, got ${describe(id)} at ${i}`);
+      if (id < -(1n << 63n) || id >= 1n << 63n) throw new RangeError(`${name}: id ${id} at ${i} is not a 64-bit signed integer`);
+      out[i] = id;
+    });
+    return out;
+  }
+  throw new TypeError(`${name}: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
+}
+
+/** options.categories as Index.search takes it: integers 0 … 2^31−1. */
+function checkCategoryList(value: unknown, name: string): Int32Array {
+  if (!Array.isArray(value) && !(value instanceof Int32Array)) {
+    throw new TypeError(`${name}: expected an Int32Array or an array of integers, got ${describe(value)}`);
+  }
+  const list = value as ArrayLike<unknown>;
+  const out = new Int32Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > 0x7fffffff) {
+      throw new RangeError(`${name}: expected integers from 0 to 2147483647, got ${describe(c)} at ${i}`);
+    }
+    out[i] = c;
+  }
+  return out;
 }
 
 function natsCode(error: unknown): string | undefined {
@@ -149,6 +187,8 @@ export async function serveShard(options: ShardServerOptions): Promise<ShardServ
       const r = await index.search(req.queries, req.k, {
         nprobe: req.nprobe || nprobe,
         ...(req.refine > 1 ? { refine: req.refine } : {}),
+        ...(req.filter !== undefined ? { filter: req.filter } : {}),
+        ...(req.categories !== undefined ? { categories: req.categories } : {}),
         ...(threads !== undefined ? { threads } : {}),
       });
       reply = encodeResponse(shardId, index.dim, index.metric, req.nq, req.k, r.ids, r.distances);
@@ -246,23 +286,31 @@ export class ShardedSearchClient {
   async search(queries: Float32Array, k: number, options?: ShardedSearchOptions): Promise<ShardedSearchResult> {
     const nq = expectVectors(queries, 'queries', this.#dim);
     expectInteger(k, 'k', 1, MAX_K);
-    const o = expectOptions<ShardedSearchOptions>(options, 'options', ['nprobe', 'refine', 'deadlineMs']);
+    const o = expectOptions<ShardedSearchOptions>(options, 'options', ['nprobe', 'refine', 'filter', 'categories', 'deadlineMs']);
     const nprobe = optionalInteger(o.nprobe, 'options.nprobe', 1, 1 << 20) ?? 0;
     const refine = optionalInteger(o.refine, 'options.refine', 1, 1 << 16) ?? 1;
+    const filter = o.filter === undefined ? undefined : checkFilter(o.filter, 'options.filter');
+    const categories = o.categories === undefined ? undefined : checkCategoryList(o.categories, 'options.categories');
     const deadline = Date.now() + (optionalInteger(o.deadlineMs, 'options.deadlineMs', 1, 3_600_000) ?? this.#deadlineMs);
 
     // Split the batch so that requests and responses fit the server's max_payload (leaving room for headers).
+    // Every chunk repeats the filter and the categories.
     const maxPayload = (this.#nc.info?.max_payload ?? 1 << 20) - 1024;
-    const perQuery = Math.max(this.#dim * 4, k * 12);
-    if (HEADER_BYTES + perQuery > maxPayload) {
+    if (HEADER_BYTES + k * 12 > maxPayload) {
       throw new RangeError(`k: ${k} results per query do not fit the NATS server's max_payload of ${maxPayload + 1024} bytes`);
     }
-    const perChunk = Math.max(1, Math.floor((maxPayload - HEADER_BYTES) / perQuery));
+    const overhead = requestOverhead(filter?.length, categories?.length);
+    if (overhead + this.#dim * 4 > maxPayload) {
+      const what = filter && filter.length * 8 >= (categories?.length ?? 0) * 4 ? `options.filter: ${filter.length} ids` : `options.categories: ${categories?.length} categories`;
+      throw new RangeError(`${what} do not fit the NATS server's max_payload of ${maxPayload + 1024} bytes with a query; filter by fewer ids or raise max_payload`);
+    }
+    const perChunk = Math.max(1, Math.min(Math.floor((maxPayload - overhead) / (this.#dim * 4)), Math.floor((maxPayload - HEADER_BYTES) / (k * 12))));
     const chunks: Chunk[] = [];
     for (let first = 0; first < nq; first += perChunk) {
       const count = Math.min(perChunk, nq - first);
       const slice = queries.subarray(first * this.#dim, (first + count) * this.#dim);
-      chunks.push({ first, nq: count, payload: encodeRequest({ dim: this.#dim, nq: count, k, nprobe, refine, queries: slice }) });
+      const payload = encodeRequest({ dim: this.#dim, nq: count, k, nprobe, refine, queries: slice, ...(filter ? { filter } : {}), ...(categories ? { categories } : {}) });
+      chunks.push({ first, nq: count, payload });
     }
 
     const answers = await Promise.all(this.#shards.map((shard) => Promise.all(chunks.map((c) => this.#ask(shard, c.payload, deadline)))));

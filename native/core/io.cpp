@@ -1,5 +1,6 @@
 #include "io.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -164,7 +165,11 @@ void ByteReader::expect_end() {
   QV_CHECK(pos_ == size_, Corrupt, what_ << ": " << size_ - pos_ << " unexpected trailing bytes");
 }
 
-std::vector<Section> read_container(const uint8_t* data, size_t size, uint32_t magic) {
+namespace {
+
+// read_container's parser; with `release`, CRCs are computed chunk by chunk and the source drops the pages
+// behind (crc32 chains: crc32(b, crc32(a)) is the CRC of a followed by b).
+std::vector<Section> parse_container(const uint8_t* data, size_t size, uint32_t magic, const ByteSource* release) {
   ByteReader r(data, size, "file");
   QV_CHECK(size >= 8, Corrupt, "not a quiver file: " << size << " bytes is shorter than the header");
   const uint32_t got_magic = r.u32();
@@ -185,7 +190,19 @@ std::vector<Section> read_container(const uint8_t* data, size_t size, uint32_t m
     const size_t offset = r.position();
     const uint8_t* payload = r.take(size_t(length));
     const uint32_t stored = r.u32();
-    const uint32_t actual = crc32(payload, size_t(length));
+    uint32_t actual = 0;
+    if (!release) {
+      actual = crc32(payload, size_t(length));
+    } else {
+      ReleaseCursor cursor(*release);
+      constexpr size_t kChunk = size_t(4) << 20;
+      for (size_t done = 0; done < size_t(length);) {
+        const size_t n = std::min(kChunk, size_t(length) - done);
+        actual = crc32(payload + done, n, actual);
+        done += n;
+        cursor.advance(payload + done);
+      }
+    }
     QV_CHECK(stored == actual, Corrupt, "section '" << tag_name(tag) << "' fails its checksum");
     if (tag == fourcc("END ")) break;
     for (const Section& s : sections)
@@ -194,6 +211,16 @@ std::vector<Section> read_container(const uint8_t* data, size_t size, uint32_t m
   }
   r.expect_end();
   return sections;
+}
+
+}  // namespace
+
+std::vector<Section> read_container(const uint8_t* data, size_t size, uint32_t magic) {
+  return parse_container(data, size, magic, nullptr);
+}
+
+std::vector<Section> read_container_streaming(const ByteSource& source, uint32_t magic) {
+  return parse_container(source.data(), source.size(), magic, &source);
 }
 
 const Section* find_section(const std::vector<Section>& sections, uint32_t tag) {
@@ -235,6 +262,14 @@ class MappedBytes : public ByteSource {
   }
   const uint8_t* data() const override { return static_cast<const uint8_t*>(base_); }
   size_t size() const override { return size_; }
+  void release(const uint8_t* begin, size_t size) const override {
+    // Whole pages inside the range only: a partial page may still hold bytes someone reads. The mapping is
+    // private and never written, so MADV_DONTNEED just drops clean pages; a later read faults them in again.
+    static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(begin) + size) / page * page;
+    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
 
  private:
   void* base_;
@@ -287,59 +322,100 @@ std::shared_ptr<ByteSource> map_file(const std::string& path) {
 #endif
 }
 
-void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
+AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
   std::random_device rd;
-  const std::string tmp = path + ".tmp-" + std::to_string(rd()) + std::to_string(rd());
+  tmp_ = path + ".tmp-" + std::to_string(rd()) + std::to_string(rd());
 #ifdef QUIVER_POSIX
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) io_error("cannot create", tmp);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) io_error("cannot create", tmp_);
+#else
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) io_error("cannot create", tmp_);
+#endif
+}
+
+AtomicFileWriter::~AtomicFileWriter() { abandon(); }
+
+void AtomicFileWriter::abandon() {
+  const int saved = errno;
+#ifdef QUIVER_POSIX
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+    ::unlink(tmp_.c_str());
+  }
+#else
+  if (file_) {
+    std::fclose(file_);
+    file_ = nullptr;
+    std::remove(tmp_.c_str());
+  }
+#endif
+  errno = saved;
+}
+
+void AtomicFileWriter::write(const void* data, size_t size) {
+  QV_CHECK(fd_ >= 0 || file_, Internal, "write after commit of '" << path_ << "'");
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+#ifdef QUIVER_POSIX
   size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+  while (done < size) {
+    const ssize_t n = ::write(fd_, p + done, size - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int saved = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      errno = saved;
-      io_error("cannot write", tmp);
+      abandon();
+      io_error("cannot write", tmp_);
     }
     done += size_t(n);
   }
-  if (::fsync(fd) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    errno = saved;
-    io_error("cannot sync", tmp);
+#else
+  if (std::fwrite(p, 1, size, file_) != size) {
+    abandon();
+    io_error("cannot write", tmp_);
   }
-  ::close(fd);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+#endif
+}
+
+void AtomicFileWriter::commit() {
+  QV_CHECK(fd_ >= 0 || file_, Internal, "commit twice of '" << path_ << "'");
+#ifdef QUIVER_POSIX
+  if (::fsync(fd_) != 0) {
+    abandon();
+    io_error("cannot sync", tmp_);
+  }
+  ::close(fd_);
+  fd_ = -1;
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const int saved = errno;
-    ::unlink(tmp.c_str());
+    ::unlink(tmp_.c_str());
     errno = saved;
-    io_error("cannot rename into", path);
+    io_error("cannot rename into", path_);
   }
   // Make the rename itself durable.
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const size_t slash = path_.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
 #else
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) io_error("cannot create", tmp);
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
-  std::fclose(f);
+  const bool ok = std::fflush(file_) == 0;
+  std::fclose(file_);
+  file_ = nullptr;
   if (!ok) {
-    std::remove(tmp.c_str());
-    io_error("cannot write", tmp);
+    std::remove(tmp_.c_str());
+    io_error("cannot write", tmp_);
   }
-  std::remove(path.c_str());
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) io_error("cannot rename into", path);
+  std::remove(path_.c_str());
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) io_error("cannot rename into", path_);
 #endif
+}
+
+void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
+  AtomicFileWriter file(path);
+  file.write(bytes.data(), bytes.size());
+  file.commit();
 }
 
 }  // namespace quiver

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -117,6 +118,10 @@ struct Section {
 
 // Parses and verifies (magic, version, lengths, CRCs) a whole container held in memory.
 std::vector<Section> read_container(const uint8_t* data, size_t size, uint32_t magic);
+class ByteSource;
+// The same checks over a whole source, computing each CRC in chunks and letting a mapped source drop the pages
+// behind (ByteSource::release): a file larger than memory is verified without staying resident.
+std::vector<Section> read_container_streaming(const ByteSource& source, uint32_t magic);
 const Section* find_section(const std::vector<Section>& sections, uint32_t tag);
 const Section& require_section(const std::vector<Section>& sections, uint32_t tag, const char* name);
 
@@ -126,6 +131,32 @@ class ByteSource {
   virtual ~ByteSource() = default;
   virtual const uint8_t* data() const = 0;
   virtual size_t size() const = 0;
+  // A hint that the whole pages inside [begin, begin + size) will not be read again soon: a file mapping gives
+  // them back to the page cache (they fault in again if read), so a sequential pass over a mapped file keeps
+  // the process's resident memory flat. Owned buffers ignore it.
+  virtual void release(const uint8_t* begin, size_t size) const {}
+};
+
+// Drops the pages of a source behind a reader that moves forward through it: advance(p) says that nothing
+// before p is needed; pages are released in batches of `batch` bytes (one madvise per batch). Correctness never
+// depends on it: a released page that is read again is faulted back in from the file.
+class ReleaseCursor {
+ public:
+  explicit ReleaseCursor(const ByteSource& source, size_t batch = size_t(1) << 20)
+      : source_(&source), done_(source.data()), batch_(batch) {}
+  void advance(const uint8_t* p) {
+    if (p > done_ && size_t(p - done_) >= batch_) flush(p);
+  }
+  void flush(const uint8_t* p) {
+    if (p <= done_) return;
+    source_->release(done_, size_t(p - done_));
+    done_ = p;
+  }
+
+ private:
+  const ByteSource* source_;
+  const uint8_t* done_;
+  size_t batch_;
 };
 
 std::shared_ptr<ByteSource> owned_bytes(std::vector<uint8_t> bytes);
@@ -137,5 +168,24 @@ std::shared_ptr<ByteSource> map_file(const std::string& path);
 // Writes bytes to `path` atomically: a temporary file in the same folder, fsync, rename over the target, then
 // fsync of the folder. A crash at any point leaves either the old file or the new one, never a mix. Throws Io.
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);
+
+// The streaming form of write_file_atomic: bytes are written to the temporary file as they come, and commit()
+// syncs and renames it over `path`. Destroyed without commit() (an exception), it removes the temporary file
+// and leaves `path` untouched. Throws Io.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(const std::string& path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  void write(const void* data, size_t size);
+  void commit();
+
+ private:
+  void abandon();
+  std::string path_, tmp_;
+  int fd_ = -1;              // POSIX
+  std::FILE* file_ = nullptr;  // elsewhere
+};
 
 }  // namespace quiver

@@ -2,8 +2,10 @@
 // merging of separately encoded shards into the bytes of a one-machine build, and the merge's refusals.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <unistd.h>
 
@@ -289,4 +291,233 @@ TEST_CASE("shards: an 8-bit ADC score does not depend on the code's position in 
       CHECK_MSG(differ == 0, simd_level_name(level) << ", M=" << m << ": " << differ << " scores depend on the position");
     }
   }
+}
+
+namespace {
+
+// Peak resident memory (VmHWM, kB) of this process, after `reset` sets it back to the current RSS (Linux ≥ 4.0
+// resets the peak when "5" is written to /proc/self/clear_refs). 0 where /proc is unavailable.
+long peak_rss_kb(bool reset) {
+  if (reset) {
+    std::ofstream clear("/proc/self/clear_refs");
+    if (clear) clear << "5";
+  }
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("shards: the streamed merge writes the bytes of merge_from + serialize, for every index type") {
+  const size_t d = 12, n = 1000;
+  const auto x = qvtest::random_floats(n * d, 91);
+  std::vector<int64_t> ids(n);
+  std::vector<int32_t> cats(n);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = int64_t(i) * 13 - 500;  // negative ids too
+    cats[i] = int32_t(i % 7);
+  }
+  // Shards of uneven sizes (one empty, none a multiple of 32, so fast-scan lists must re-block; the first large
+  // enough that whole blocks are copied), categories on some shards only.
+  const size_t cuts[] = {0, 300, 300, 337, 733, n};
+  for (const char* spec : {"Flat", "PQ4x8", "PQ5x4fs", "PQ3x4fs,Refine", "PQ4x8,Refine,store=fp16",
+                           "PQ4x8,Refine,store=int8", "IVF8,PQ4x8", "IVF8,PQ5x4fs", "IVF6,TRQ,PQ4x8,Refine",
+                           "IVF8,PQ5x4fs,Refine,store=fp16", "IVF6,TRQ,PQ4x4fs,Refine,store=int8"}) {
+    for (Metric metric : {Metric::L2, Metric::Cosine}) {
+      const auto codebook = trained(spec, d, n, x.data(), metric);
+      std::vector<std::string> files;
+      std::unique_ptr<Index> merged;
+      for (size_t s = 0; s + 1 < std::size(cuts); ++s) {
+        auto shard = copy_of(*codebook);
+        const size_t a = cuts[s], b = cuts[s + 1];
+        if (b > a) shard->add(b - a, &x[a * d], &ids[a], s % 2 ? &cats[a] : nullptr, false, 0);
+        files.push_back(temp_path("stream" + std::to_string(s)));
+        write_file_atomic(files.back(), shard->serialize());
+        auto loaded = Index::deserialize(map_file(files.back()), true);
+        if (!merged)
+          merged = std::move(loaded);
+        else
+          merged->merge_from(*loaded);
+      }
+      const std::string out = temp_path("stream-merged");
+      MergeLimits limits;
+      limits.id_check_ids = 150;  // several hash partitions: the multi-pass id check
+      merge_index_files(files, out, limits);
+      const std::vector<uint8_t> got = file_bytes(out);
+      CHECK_MSG(got == merged->serialize(), spec << " (" << metric_name(metric) << "): streamed bytes differ");
+      // And it loads and answers like the in-memory merge.
+      auto back = Index::deserialize(map_file(out), true);
+      const auto q = qvtest::random_floats(3 * d, 92);
+      std::vector<int64_t> la(30), lb(30);
+      std::vector<float> da(30), db(30);
+      SearchParams p;
+      p.nprobe = 3;
+      merged->search(3, q.data(), 10, p, la.data(), da.data());
+      back->search(3, q.data(), 10, p, lb.data(), db.data());
+      CHECK(la == lb);
+      CHECK(da == db);
+      for (const auto& f : files) std::remove(f.c_str());
+      std::remove(out.c_str());
+    }
+  }
+}
+
+TEST_CASE("shards: the streamed merge finds collisions in any id partition and leaves the output untouched") {
+  const size_t d = 8, n = 400;
+  const auto x = qvtest::random_floats(n * d, 93);
+  const auto codebook = trained("IVF4,PQ2x8", d, n, x.data(), Metric::L2);
+  std::vector<std::string> files;
+  for (size_t s = 0; s < 3; ++s) {
+    auto shard = copy_of(*codebook);
+    std::vector<int64_t> ids(100);
+    for (size_t i = 0; i < 100; ++i) ids[i] = int64_t(s * 100 + i);
+    if (s == 2) ids[57] = 123;  // also in shard 1
+    shard->add(100, &x[s * 100 * d], ids.data(), 0);
+    files.push_back(temp_path("collide" + std::to_string(s)));
+    write_file_atomic(files.back(), shard->serialize());
+  }
+  const std::string out = temp_path("collide-out");
+  write_file_atomic(out, {1, 2, 3});
+  for (size_t budget : {size_t(1), size_t(16), size_t(1000)}) {
+    MergeLimits limits;
+    limits.id_check_ids = budget;
+    try {
+      merge_index_files(files, out, limits);
+      CHECK(false);
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::InvalidArgument);
+      CHECK_MSG(std::string(e.what()).find("files[2]") != std::string::npos &&
+                    std::string(e.what()).find("id 123 is in both") != std::string::npos,
+                e.what());
+    }
+    CHECK(file_bytes(out) == std::vector<uint8_t>({1, 2, 3}));
+  }
+  for (const auto& f : files) std::remove(f.c_str());
+  std::remove(out.c_str());
+}
+
+TEST_CASE("shards: the streamed merge of 200 MB of codes keeps the peak memory flat") {
+  if (peak_rss_kb(true) == 0) {
+    std::printf("    SKIP: /proc/self/status is not available\n");
+    return;
+  }
+  // Flat stores its codes as floats: 4 shards × 50 000 rows × 256 dims × 4 bytes = 205 MB, built one shard at a
+  // time so that the test's own data never holds more than one shard.
+  const size_t d = 256, rows = 50000, shards = 4;
+  std::vector<std::string> files;
+  uint64_t state = 7;
+  for (size_t s = 0; s < shards; ++s) {
+    auto shard = make_index("Flat", d, Metric::L2);
+    std::vector<float> x(rows * d);
+    for (float& v : x) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      v = float(state >> 40) / float(1 << 24);
+    }
+    std::vector<int64_t> ids(rows);
+    for (size_t i = 0; i < rows; ++i) ids[i] = int64_t(s * rows + i);
+    shard->add(rows, x.data(), ids.data(), 0);
+    files.push_back(temp_path("big" + std::to_string(s)));
+    write_file_atomic(files.back(), shard->serialize());
+  }
+  const std::string out = temp_path("big-merged");
+  const long base = peak_rss_kb(true);
+  merge_index_files(files, out);
+  const long streamed = peak_rss_kb(false) - base;
+  const double codes_mb = double(shards * rows * d * 4) / 1e6;
+  std::printf("    streamed merge of %.0f MB of codes: peak RSS +%.1f MB\n", codes_mb, streamed / 1024.0);
+  CHECK_MSG(streamed < 40 * 1024, "peak RSS grew by " << streamed << " kB");
+  if (std::getenv("QUIVER_MERGE_COMPARE")) {  // the in-memory path, for the record (it needs ~2× the codes)
+    const long base2 = peak_rss_kb(true);
+    std::unique_ptr<Index> merged;
+    for (const auto& f : files) {
+      auto shard = Index::deserialize(map_file(f), true);
+      if (!merged)
+        merged = std::move(shard);
+      else
+        merged->merge_from(*shard);
+    }
+    const std::string out2 = temp_path("big-merged-memory");
+    write_file_atomic(out2, merged->serialize());
+    merged.reset();
+    std::printf("    in-memory merge: peak RSS +%.1f MB\n", (peak_rss_kb(false) - base2) / 1024.0);
+    CHECK(file_bytes(out2) == file_bytes(out));
+    std::remove(out2.c_str());
+  }
+  for (const auto& f : files) std::remove(f.c_str());
+  std::remove(out.c_str());
+}
+
+namespace {
+
+// The container `bytes` with the payload of section `tag` changed by `mutate` (same length, CRC recomputed):
+// damage that only the content checks can see.
+std::vector<uint8_t> forge(const std::vector<uint8_t>& bytes, uint32_t tag, const std::function<void(uint8_t*, size_t)>& mutate) {
+  const std::vector<Section> sections = read_container(bytes.data(), bytes.size(), fourcc("QVRI"));
+  ContainerWriter out(fourcc("QVRI"));
+  for (const Section& s : sections) {
+    ByteWriter w;
+    w.raw(s.payload, s.size);
+    if (s.tag == tag) mutate(w.bytes().data(), w.size());
+    out.section(s.tag, w);
+  }
+  return out.finish();
+}
+
+}  // namespace
+
+TEST_CASE("shards: the streamed merge refuses what Index::deserialize refuses, naming the file") {
+  const size_t d = 8, n = 300;
+  const auto x = qvtest::random_floats(n * d, 95);
+  std::vector<int64_t> ids(n);
+  std::vector<int32_t> cats(n, 2);
+  for (size_t i = 0; i < n; ++i) ids[i] = int64_t(i);
+  const std::string good = temp_path("forge-good"), bad = temp_path("forge-bad"), out = temp_path("forge-out");
+  struct Case {
+    const char* spec;
+    uint32_t tag;
+    std::function<void(uint8_t*, size_t)> mutate;
+  };
+  const Case cases[] = {
+      // IVFL: the first row number (after pad, offsets) repeated in place of the second.
+      {"IVF4,PQ2x8", fourcc("IVFL"), [](uint8_t* p, size_t) {
+         uint32_t pad;
+         std::memcpy(&pad, p, 4);
+         size_t at = 4 + pad + 8 + 5 * 8;  // offsets of 4 lists
+         std::memcpy(&pad, p + at, 4);
+         at += 4 + pad + 8;
+         std::memcpy(p + at + 4, p + at, 4);
+       }},
+      // Fast-scan: a padding nibble of the last block set.
+      {"PQ3x4fs", fourcc("FSCN"), [](uint8_t* p, size_t size) { p[size - 1] = 0x10; }},
+      {"IVF4,PQ3x4fs", fourcc("IVFL"), [](uint8_t* p, size_t size) { p[size - 1] = 0x10; }},
+      // A category below -1.
+      {"PQ2x8", fourcc("CATS"), [](uint8_t* p, size_t size) { std::memset(p + size - 4, 0xF0, 4); }},
+      // next id not after the largest id.
+      {"Flat", fourcc("META"), [](uint8_t* p, size_t size) { std::memset(p + size - 8, 0, 8); }},
+      // A repeated id within one file.
+      {"Flat", fourcc("IDS "), [](uint8_t* p, size_t size) { std::memcpy(p + size - 8, p + size - 16, 8); }},
+  };
+  for (const Case& c : cases) {
+    const auto codebook = trained(c.spec, d, n, x.data(), Metric::L2);
+    auto a = copy_of(*codebook), b = copy_of(*codebook);
+    a->add(150, x.data(), ids.data(), cats.data(), false, 0);
+    b->add(150, &x[150 * d], &ids[150], cats.data(), false, 0);
+    write_file_atomic(good, a->serialize());
+    const std::vector<uint8_t> forged = forge(b->serialize(), c.tag, c.mutate);
+    write_file_atomic(bad, forged);
+    CHECK_THROWS_CODE(Index::deserialize(owned_bytes(forged), false), Corrupt);
+    try {
+      merge_index_files({good, bad}, out);
+      CHECK_MSG(false, c.spec << ": the forged file was merged");
+    } catch (const Error& e) {
+      CHECK_MSG(e.code() == ErrorCode::Corrupt && std::string(e.what()).find("files[1]") != std::string::npos,
+                c.spec << ": " << e.what());
+    }
+  }
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+  std::remove(out.c_str());
 }
