@@ -149,14 +149,16 @@ t.test('faiss interop', async (t) => {
       return;
     }
     t.comment(`faiss ${version}`);
+    // faiss files carry the encoder's beam (these were built with faiss's beam 1); quiver's RQ default is beam 5,
+    // so the imported spec names it.
     const builds: [string, Record<string, unknown>, string][] = [
       ['IndexPQ 16x8 L2', { kind: 'pq', metric: 'l2', M: 16, nbits: 8 }, 'PQ16x8'],
       ['IndexPQ 8x8 IP in an IndexIDMap', { kind: 'pq', metric: 'ip', M: 8, nbits: 8, ids_offset: 5 }, 'PQ8x8'],
       ['OPQ16 + IndexPQ 16x8', { kind: 'opq', metric: 'l2', M: 16, nbits: 8 }, 'OPQ16,PQ16x8'],
-      ['IndexResidualQuantizer 4x8 norm float', { kind: 'rq', metric: 'l2', M: 4, nbits: 8, norm: 'float' }, 'RQ4x8'],
-      ['IndexResidualQuantizer 3x6 norm qint8', { kind: 'rq', metric: 'l2', M: 3, nbits: 6, norm: 'qint8' }, 'RQ3x6,norm=u8'],
+      ['IndexResidualQuantizer 4x8 norm float', { kind: 'rq', metric: 'l2', M: 4, nbits: 8, norm: 'float' }, 'RQ4x8,beam=1'],
+      ['IndexResidualQuantizer 3x6 norm qint8', { kind: 'rq', metric: 'l2', M: 3, nbits: 6, norm: 'qint8' }, 'RQ3x6,beam=1,norm=u8'],
       ['IndexIVFPQ 64, 16x8', { kind: 'ivfpq', metric: 'l2', M: 16, nbits: 8, nlist: 64 }, 'IVF64,PQ16x8'],
-      ['IndexIVFResidualQuantizer 64, 3x8', { kind: 'ivfrq', metric: 'l2', M: 3, nbits: 8, nlist: 64 }, 'IVF64,RQ3x8'],
+      ['IndexIVFResidualQuantizer 64, 3x8', { kind: 'ivfrq', metric: 'l2', M: 3, nbits: 8, nlist: 64 }, 'IVF64,RQ3x8,beam=1'],
     ];
     for (const [label, params, spec] of builds) {
       const file = path.join(dir, `faiss-${params.kind}-${params.M}.faiss`);
@@ -184,7 +186,7 @@ t.test('faiss interop', async (t) => {
       base: smallBase, train_count: 2000, queries: smallQueries, k: K, index: file, out,
     });
     const rq = await Index.loadFaiss(file);
-    t.equal(rq.spec, 'RQ3x8', 'IndexIDMap(IndexResidualQuantizer, ST_decompress): read as RQ3x8 with f32 norms');
+    t.equal(rq.spec, 'RQ3x8,beam=1', 'IndexIDMap(IndexResidualQuantizer, ST_decompress): read as RQ3x8,beam=1 with f32 norms');
     t.ok(rq.has(11n + 3n * 1999n), 'the IndexIDMap ids are kept');
     compare(t, 'RQ3x8 ST_decompress faiss → quiver', await rq.search(q.subarray(0, 20 * dim), K), readResults(out));
   });
