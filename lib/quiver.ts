@@ -210,7 +210,8 @@ function checkIds(ids: unknown, n: number): BigInt64Array | null {
   return ids;
 }
 
-function checkCategories(value: unknown, name: string, expectedLength?: number): Int32Array {
+/** Categories as add/search take them: integers 0 … 2^31−1 (one per vector when expectedLength is given). */
+export function checkCategories(value: unknown, name: string, expectedLength?: number): Int32Array {
   const isArray = Array.isArray(value) || value instanceof Int32Array;
   if (!isArray) {
     throw new TypeError(`${name}: expected an Int32Array or an array of integers, got ${describe(value)}`);

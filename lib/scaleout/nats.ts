@@ -16,7 +16,7 @@
 //
 // Messages are binary (lib/scaleout/wire.ts); batches larger than the server's max_payload are split.
 import { loadOptional } from '../pipeline/optional';
-import { Index, type Metric } from '../quiver';
+import { checkCategories, Index, type Metric } from '../quiver';
 import { describe, expectInteger, expectOptions, expectString, expectVectors, optionalInteger } from '../validate';
 import { HEADER_BYTES, decodeRequest, decodeResponse, encodeErrorResponse, encodeRequest, encodeResponse, requestOverhead, type SearchResponse } from './wire';
 
@@ -130,23 +130,6 @@ function checkFilter(value: unknown, name: string): BigInt64Array {
     return out;
   }
   throw new TypeError(`${name}: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
-}
-
-/** options.categories as Index.search takes it: integers 0 … 2^31−1. */
-function checkCategoryList(value: unknown, name: string): Int32Array {
-  if (!Array.isArray(value) && !(value instanceof Int32Array)) {
-    throw new TypeError(`${name}: expected an Int32Array or an array of integers, got ${describe(value)}`);
-  }
-  const list = value as ArrayLike<unknown>;
-  const out = new Int32Array(list.length);
-  for (let i = 0; i < list.length; i++) {
-    const c = list[i];
-    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > 0x7fffffff) {
-      throw new RangeError(`${name}: expected integers from 0 to 2147483647, got ${describe(c)} at ${i}`);
-    }
-    out[i] = c;
-  }
-  return out;
 }
 
 function natsCode(error: unknown): string | undefined {
@@ -290,7 +273,7 @@ export class ShardedSearchClient {
     const nprobe = optionalInteger(o.nprobe, 'options.nprobe', 1, 1 << 20) ?? 0;
     const refine = optionalInteger(o.refine, 'options.refine', 1, 1 << 16) ?? 1;
     const filter = o.filter === undefined ? undefined : checkFilter(o.filter, 'options.filter');
-    const categories = o.categories === undefined ? undefined : checkCategoryList(o.categories, 'options.categories');
+    const categories = o.categories === undefined ? undefined : checkCategories(o.categories, 'options.categories');
     const deadline = Date.now() + (optionalInteger(o.deadlineMs, 'options.deadlineMs', 1, 3_600_000) ?? this.#deadlineMs);
 
     // Split the batch so that requests and responses fit the server's max_payload (leaving room for headers).
