@@ -51,7 +51,7 @@ bool gpu_codec_search(const Quantizer&, Metric, const uint8_t*, size_t, GpuResid
   return false;
 }
 bool gpu_ivf_search(const IvfGpuView&, Metric, GpuResidentPtr&, std::mutex&, size_t, const float*, size_t, size_t,
-                    const RowFilter&, size_t, std::vector<std::vector<Candidate>>&) {
+                    const RowFilter&, std::vector<std::vector<Candidate>>&) {
   return false;
 }
 
@@ -99,15 +99,23 @@ bool gpu_update_centroids(size_t n, size_t d, const float* x, const int32_t* lab
 
 namespace {
 
+// A PQ's sub-spaces as the kernels take them: first dimension and width of each.
+struct SubSpaces {
+  std::vector<size_t> offsets, dims;
+  explicit SubSpaces(const ProductQuantizer& pq) : offsets(pq.m()), dims(pq.m()) {
+    for (size_t m = 0; m < pq.m(); ++m) {
+      offsets[m] = pq.sub_offset(m);
+      dims[m] = pq.sub_dim(m);
+    }
+  }
+};
+
 void encode_pq(const ProductQuantizer& pq, size_t n, const float* x, uint8_t* codes) {
   const size_t M = pq.m(), d = pq.dim();
-  std::vector<size_t> offsets(M), dims(M);
-  for (size_t m = 0; m < M; ++m) {
-    offsets[m] = pq.sub_offset(m);
-    dims[m] = pq.sub_dim(m);
-  }
+  const SubSpaces sub_spaces(pq);
   std::vector<uint32_t> sub(n * M);
-  cuda::pq_encode(n, d, x, M, offsets.data(), dims.data(), pq.ksub(), pq.all_centroids().data(), sub.data());
+  cuda::pq_encode(n, d, x, M, sub_spaces.offsets.data(), sub_spaces.dims.data(), pq.ksub(), pq.all_centroids().data(),
+                  sub.data());
   for (size_t i = 0; i < n; ++i) pq.pack(&sub[i * M], codes + i * pq.code_size());
 }
 
@@ -149,13 +157,9 @@ bool encode_trq(const TransformedResidualQuantizer& trq, size_t n, const float* 
                     norms.data(), nullptr);
   } else {
     const ProductQuantizer& pq = *trq.fine_pq();
-    std::vector<size_t> offsets(count), dims(count);
-    for (size_t m = 0; m < count; ++m) {
-      offsets[m] = pq.sub_offset(m);
-      dims[m] = pq.sub_dim(m);
-    }
-    cuda::pq_encode(n, d, y.data(), count, offsets.data(), dims.data(), pq.ksub(), pq.all_centroids().data(),
-                    fine.data());
+    const SubSpaces sub_spaces(pq);
+    cuda::pq_encode(n, d, y.data(), count, sub_spaces.offsets.data(), sub_spaces.dims.data(), pq.ksub(),
+                    pq.all_centroids().data(), fine.data());
   }
   for (size_t i = 0; i < n; ++i) trq.pack(clusters[i], &fine[i * count], norms.empty() ? 0.f : norms[i], codes + i * cs);
   return true;
@@ -215,16 +219,13 @@ bool gpu_codec_search(const Quantizer& codec, Metric metric, const uint8_t* code
   const size_t m = pq ? pq->m() : rq->stages();
   const bool use_norm = rq && !ip;
   const size_t d = codec.dim();
-  std::vector<float> luts(nq * m * 256), bias(nq, 0.f);
-  if (pq) {
-    std::vector<size_t> offsets(m), dims(m);
-    for (size_t s = 0; s < m; ++s) {
-      offsets[s] = pq->sub_offset(s);
-      dims[s] = pq->sub_dim(s);
-    }
-    cuda::pq_luts(nq, queries, d, m, offsets.data(), dims.data(), pq->all_centroids().data(), ip, luts.data());
-  } else {
+  std::vector<int64_t> rows(nq * shortlist);
+  std::vector<float> scores(nq * shortlist);
+  std::vector<float> luts, bias;
+  if (rq) {
     // RQ: entry (l, j) = −2⟨q, c_lj⟩ (L2, plus ‖q‖² as bias and ‖x̂‖² from the code) or −⟨q, c_lj⟩.
+    luts.resize(nq * m * 256);
+    bias.assign(nq, 0.f);
     const Kernels& kern = kernels();
     for (size_t q = 0; q < nq; ++q) {
       const float* qv = queries + q * d;
@@ -234,8 +235,6 @@ bool gpu_codec_search(const Quantizer& codec, Metric metric, const uint8_t* code
           luts[(q * m + l) * 256 + j] = (ip ? -1.f : -2.f) * kern.dot(qv, rq->codebook(l) + j * d, d);
     }
   }
-  std::vector<int64_t> rows(nq * shortlist);
-  std::vector<float> scores(nq * shortlist);
   {
     std::lock_guard<std::mutex> guard(lock);
     if (!cache || !cache->codes) {
@@ -243,8 +242,15 @@ bool gpu_codec_search(const Quantizer& codec, Metric metric, const uint8_t* code
       fresh->codes = std::make_unique<cuda::ResidentCodes>(codes, n, codec.code_size(), m, use_norm);
       cache = std::move(fresh);
     }
-    cuda::adc_search(*cache->codes, nq, luts.data(), bias.data(), use_norm, allow_bits(filter), shortlist, rows.data(),
-                     scores.data());
+    if (pq) {
+      // PQ tables are built on the device, in the scan's layout.
+      const SubSpaces sub_spaces(*pq);
+      cuda::pq_adc_search(*cache->codes, nq, queries, d, sub_spaces.offsets.data(), sub_spaces.dims.data(),
+                          pq->all_centroids().data(), ip, allow_bits(filter), shortlist, rows.data(), scores.data());
+    } else {
+      cuda::adc_search(*cache->codes, nq, luts.data(), bias.data(), use_norm, allow_bits(filter), shortlist,
+                       rows.data(), scores.data());
+    }
   }
   to_candidates(nq, shortlist, rows, scores, found);
   g_searches.fetch_add(1);
@@ -252,7 +258,7 @@ bool gpu_codec_search(const Quantizer& codec, Metric metric, const uint8_t* code
 }
 
 bool gpu_ivf_search(const IvfGpuView& view, Metric metric, GpuResidentPtr& cache, std::mutex& lock, size_t nq,
-                    const float* queries, size_t nprobe, size_t shortlist, const RowFilter& filter, size_t rows_total,
+                    const float* queries, size_t nprobe, size_t shortlist, const RowFilter& filter,
                     std::vector<std::vector<Candidate>>& found) {
   if (!gpu_status().available || shortlist > cuda::kMaxK || nprobe > 1024 || !view.pq || view.pq->nbits() != 8 ||
       view.pq->m() > 64)
@@ -268,21 +274,16 @@ bool gpu_ivf_search(const IvfGpuView& view, Metric metric, GpuResidentPtr& cache
       std::vector<uint32_t> list_rows;
       view.gather(offsets, codes, list_rows);
       const ProductQuantizer& pq = *view.pq;
-      std::vector<size_t> so(pq.m()), sd(pq.m());
-      for (size_t s = 0; s < pq.m(); ++s) {
-        so[s] = pq.sub_offset(s);
-        sd[s] = pq.sub_dim(s);
-      }
+      const SubSpaces sub_spaces(pq);
       GpuResidentPtr fresh(new GpuResident);
-      fresh->lists = std::make_unique<cuda::ResidentLists>(view.nlist, offsets.data(), codes.data(), list_rows.data(),
-                                                           pq.code_size(), pq.m(), view.dim, view.centroids, so.data(),
-                                                           sd.data(), pq.all_centroids().data());
+      fresh->lists = std::make_unique<cuda::ResidentLists>(
+          view.nlist, offsets.data(), codes.data(), list_rows.data(), pq.code_size(), pq.m(), view.dim, view.centroids,
+          sub_spaces.offsets.data(), sub_spaces.dims.data(), pq.all_centroids().data());
       cache = std::move(fresh);
     }
     cuda::ivf_search(*cache->lists, nq, queries, ip, nprobe, allow_bits(filter),
                      filter.active ? filter.bits.size() : 0, shortlist, rows.data(), scores.data());
   }
-  (void)rows_total;
   to_candidates(nq, shortlist, rows, scores, found);
   g_searches.fetch_add(1);
   return true;

@@ -100,7 +100,7 @@ struct IvfGpuView {
       gather;
 };
 bool gpu_ivf_search(const IvfGpuView& view, Metric metric, GpuResidentPtr& cache, std::mutex& lock, size_t nq,
-                    const float* queries, size_t nprobe, size_t shortlist, const RowFilter& filter, size_t rows,
+                    const float* queries, size_t nprobe, size_t shortlist, const RowFilter& filter,
                     std::vector<std::vector<Candidate>>& found);
 
 }  // namespace quiver

@@ -194,7 +194,7 @@ bool IVFIndex::gpu_candidates(size_t nq, const float* queries, size_t shortlist,
     }
   };
   return gpu_ivf_search(view, internal_metric(), gpu_resident_, gpu_mutex_, nq, queries, params.nprobe, shortlist,
-                        filter, size(), found);
+                        filter, found);
 }
 
 void IVFIndex::materialize_lists() {

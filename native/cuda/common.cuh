@@ -108,40 +108,9 @@ constexpr uint64_t kNoKey = ~uint64_t(0);  // sorts after every real key
 
 // ---- Selection primitives (device) ----
 
-// The k-th smallest of n distinct keys (1 ≤ k ≤ n), found by one warp by bisection on the key value: 64 passes,
-// each counting keys ≤ mid. Every lane returns the answer. Keys may live in shared or global memory.
-__device__ __forceinline__ uint64_t warp_kth_key(const uint64_t* keys, int n, int k) {
-  const int lane = threadIdx.x & 31;
-  uint64_t lo = kNoKey, hi = 0;
-  for (int i = lane; i < n; i += 32) {
-    const uint64_t v = keys[i];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-  }
-  for (int off = 16; off > 0; off >>= 1) {
-    const uint64_t olo = __shfl_xor_sync(0xffffffffu, lo, off);
-    const uint64_t ohi = __shfl_xor_sync(0xffffffffu, hi, off);
-    lo = olo < lo ? olo : lo;
-    hi = ohi > hi ? ohi : hi;
-  }
-  if (k <= 1) return lo;
-  if (k >= n) return hi;
-  // Invariant: count(≤ hi) ≥ k; the answer is the smallest such value, within [lo, hi].
-  while (lo < hi) {
-    const uint64_t mid = lo + ((hi - lo) >> 1);
-    int count = 0;
-    for (int i = lane; i < n; i += 32) count += keys[i] <= mid;
-    count = __reduce_add_sync(0xffffffffu, count);
-    if (count >= k)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
-}
-
-// Same answer as warp_kth_key in about half the passes: bisection on the score half of the keys (32 bits) first,
-// then, only among keys whose score ties the k-th, on the index half (usually no pass at all: one key ties).
+// The k-th smallest of n distinct keys (1 ≤ k ≤ n), found by one warp (every lane returns it): bisection on the
+// score half of the keys (32 bits) first, then, only among keys whose score ties the k-th, on the index half
+// (usually no pass at all: one key ties). Keys may live in shared or global memory.
 __device__ __forceinline__ uint64_t warp_kth_key_split(const uint64_t* keys, int n, int k) {
   const int lane = threadIdx.x & 31;
   uint32_t lo = 0xffffffffu, hi = 0;

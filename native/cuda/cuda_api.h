@@ -95,10 +95,12 @@ class ResidentCodes {
 void adc_search(const ResidentCodes& codes, size_t nq, const float* luts, const float* bias, bool use_norm,
                 const uint64_t* allow, size_t k, int64_t* out_rows, float* out_scores);
 
-// Builds PQ look-up tables on the device (entry (m, j) = ‖q_m − c_mj‖² or −⟨q_m, c_mj⟩), for 8-bit PQ:
-// luts: nq × M × 256.
-void pq_luts(size_t nq, const float* queries, size_t d, size_t M, const size_t* offsets, const size_t* dims,
-             const float* centroids, bool inner_product, float* luts);
+// Exhaustive search of 8-bit PQ codes (codes.m() sub-quantizers; sub-space m = dims [offsets[m], + dims[m]) of
+// each d-float query, its 256 centroids at centroids + offsets[m]·256, the ProductQuantizer layout): the tables
+// (entry (m, j) = ‖q_m − c_mj‖² or −⟨q_m, c_mj⟩) are built on the device, then scanned as adc_search does.
+void pq_adc_search(const ResidentCodes& codes, size_t nq, const float* queries, size_t d, const size_t* offsets,
+                   const size_t* dims, const float* centroids, bool inner_product, const uint64_t* allow, size_t k,
+                   int64_t* out_rows, float* out_scores);
 
 // IVF lists resident on the device: the codes of every list back to back (list l = rows offsets[l] …
 // offsets[l+1] of `codes`, each of code_size bytes, m sub-codes of 8 bits, PQ by residual) and each code's row

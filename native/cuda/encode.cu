@@ -279,15 +279,8 @@ void rq_encode_device(const float* dx, size_t count, size_t d, size_t L, size_t 
   // Entry 0 of every vector: residual x, error ‖x‖².
   QV_CUDA(cudaMemcpy2D(res[0].get(), beam * d * sizeof(float), dx, d * sizeof(float), d * sizeof(float), count,
                        cudaMemcpyDeviceToDevice));
-  // Row norms of entry 0 only: rows spaced beam·d apart.
-  detail::row_norms(res[0].get(), count, d, beam * d, err[0].get() + 0);
-  // err is indexed per entry (v·beam + e): spread the norms to their slots.
-  {
-    std::vector<float> tmp(count), spread(count * beam, 0.f);
-    err[0].download(tmp.data(), count);
-    for (size_t v = 0; v < count; ++v) spread[v * beam] = tmp[v];
-    err[0].upload(spread.data(), count * beam);
-  }
+  // ‖x‖² of entry 0 of every vector: residual rows and errors are both indexed v·beam + e.
+  detail::row_norms(res[0].get(), count, d, beam * d, err[0].get(), beam);
   current = 0;
   size_t entries = 1;
   for (size_t l = 0; l < L; ++l) {

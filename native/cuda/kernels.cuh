@@ -8,8 +8,8 @@ namespace quiver {
 namespace cuda {
 namespace detail {
 
-// out[i] = ‖a_i‖² for n rows of d floats at stride lda.
-void row_norms(const float* a, size_t n, size_t d, size_t lda, float* out);
+// out[i · out_stride] = ‖a_i‖² for n rows of d floats at stride lda.
+void row_norms(const float* a, size_t n, size_t d, size_t lda, float* out, size_t out_stride = 1);
 
 // For each row a_i (n × d at stride lda) the best row b_j of B (m × d, contiguous), score ‖b_j‖² − 2⟨a_i, b_j⟩
 // (b_norms = ‖b_j‖²), ties to the lower j: labels[i] = j, scores[i] = that score (add ‖a_i‖² for the distance).

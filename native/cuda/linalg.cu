@@ -98,7 +98,8 @@ __global__ void __launch_bounds__(256) tile_kernel(const float* __restrict__ a, 
   }
 }
 
-__global__ void row_norms_kernel(const float* __restrict__ a, size_t n, size_t d, size_t lda, float* out) {
+__global__ void row_norms_kernel(const float* __restrict__ a, size_t n, size_t d, size_t lda, float* out,
+                                 size_t out_stride) {
   const size_t row = size_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (row >= n) return;
   const int lane = threadIdx.x & 31;
@@ -108,7 +109,7 @@ __global__ void row_norms_kernel(const float* __restrict__ a, size_t n, size_t d
     s = fmaf(v, v, s);
   }
   for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-  if (lane == 0) out[row] = s;
+  if (lane == 0) out[row * out_stride] = s;
 }
 
 constexpr int kSelectThreads = 256;
@@ -255,10 +256,10 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(Segments sg, int
 
 }  // namespace
 
-void row_norms(const float* a, size_t n, size_t d, size_t lda, float* out) {
+void row_norms(const float* a, size_t n, size_t d, size_t lda, float* out, size_t out_stride) {
   if (n == 0) return;
   const int per_block = 8;
-  row_norms_kernel<<<unsigned((n + per_block - 1) / per_block), per_block * 32>>>(a, n, d, lda, out);
+  row_norms_kernel<<<unsigned((n + per_block - 1) / per_block), per_block * 32>>>(a, n, d, lda, out, out_stride);
   QV_LAUNCHED("row_norms");
 }
 

@@ -13,7 +13,7 @@
 // threshold, the k-th best key so far. A lane appends a candidate only when it beats the threshold, so after the
 // first tiles appends are rare. After every tile of 256 rows the block checks (one barrier, __syncthreads_or)
 // whether some pool may overflow during the next tile; if so one warp per such query shrinks its pool to the k
-// best by bisection on the key (warp_kth_key) and raises the threshold. At the end each pool is cut to k and
+// best by bisection on the key (warp_kth_key_split) and raises the threshold. At the end each pool is cut to k and
 // written out; a second kernel selects each query's k best over all chunks' pools.
 #include <algorithm>
 #include <chrono>
@@ -378,36 +378,48 @@ std::vector<float> pad_tables(size_t nq, size_t m, size_t padded_m, const float*
 
 }  // namespace
 
-void adc_search(const ResidentCodes& codes, size_t nq, const float* luts, const float* bias, bool use_norm,
-                const uint64_t* allow, size_t k, int64_t* out_rows, float* out_scores) {
-  QV_CHECK(k >= 1 && k <= kMaxK, InvalidArgument, "k = " << k << " (GPU: 1 … " << kMaxK << ")");
-  QV_CHECK(!use_norm || codes.has_norm(), InvalidArgument, "these codes carry no norm");
-  if (nq == 0) return;
+namespace {
+
+// Scans with tables already on the device (dluts: nq × padded sub-codes × 256; dbias: nq floats or null), in
+// batches of queries bounded so that the pools stay small.
+void search_device_tables(const ResidentCodes& codes, size_t nq, const float* dluts, const float* dbias,
+                          const uint64_t* allow, size_t k, int64_t* out_rows, float* out_scores) {
   const size_t padded_m = codes.impl()->code_words * 4;
-  const std::vector<float> tables = pad_tables(nq, codes.m(), padded_m, luts);
-  DeviceBuffer<float> dluts(tables.size()), dbias(nq);
-  dluts.upload(tables.data(), tables.size());
-  std::vector<float> b(nq, 0.f);
-  if (bias) b.assign(bias, bias + nq);
-  if (codes.has_norm() && !use_norm) QV_THROW(InvalidArgument, "codes with a norm are scanned with it");
-  dbias.upload(b.data(), nq);
   DeviceBuffer<uint64_t> dallow;
   if (allow) {
     dallow.allocate((codes.size() + 63) / 64);
     dallow.upload(allow, (codes.size() + 63) / 64);
   }
   ScanBuffers buffers;
-  // Batches of queries bounded so the pools stay small.
   const size_t batch = 4096;
   std::vector<uint64_t> keys;
   for (size_t begin = 0; begin < nq; begin += batch) {
     const size_t count = std::min(batch, nq - begin);
-    run_scan(codes, count, dluts.get() + begin * padded_m * 256, dbias.get() + begin, allow ? dallow.get() : nullptr,
-             k, buffers);
+    run_scan(codes, count, dluts + begin * padded_m * 256, dbias ? dbias + begin : nullptr,
+             allow ? dallow.get() : nullptr, k, buffers);
     keys.resize(count * k);
     buffers.best.download(keys.data(), count * k);
     keys_to_results(keys, count, k, out_rows + begin * k, out_scores + begin * k);
   }
+}
+
+}  // namespace
+
+void adc_search(const ResidentCodes& codes, size_t nq, const float* luts, const float* bias, bool use_norm,
+                const uint64_t* allow, size_t k, int64_t* out_rows, float* out_scores) {
+  QV_CHECK(k >= 1 && k <= kMaxK, InvalidArgument, "k = " << k << " (GPU: 1 … " << kMaxK << ")");
+  QV_CHECK(use_norm == codes.has_norm(), InvalidArgument,
+           use_norm ? "these codes carry no norm" : "codes with a norm are scanned with it");
+  if (nq == 0) return;
+  const size_t padded_m = codes.impl()->code_words * 4;
+  const std::vector<float> tables = pad_tables(nq, codes.m(), padded_m, luts);
+  DeviceBuffer<float> dluts(tables.size()), dbias;
+  dluts.upload(tables.data(), tables.size());
+  if (bias) {
+    dbias.allocate(nq);
+    dbias.upload(bias, nq);
+  }
+  search_device_tables(codes, nq, dluts.get(), bias ? dbias.get() : nullptr, allow, k, out_rows, out_scores);
 }
 
 ScanTiming time_adc_scan(const ResidentCodes& codes, size_t nq, const float* luts, size_t k, int repeats,
@@ -479,11 +491,15 @@ __global__ void pq_lut_kernel(const float* __restrict__ queries, size_t d, const
 
 }  // namespace
 
-void pq_luts(size_t nq, const float* queries, size_t d, size_t M, const size_t* offsets, const size_t* dims,
-             const float* centroids, bool inner_product, float* luts) {
-  require_device();
+void pq_adc_search(const ResidentCodes& codes, size_t nq, const float* queries, size_t d, const size_t* offsets,
+                   const size_t* dims, const float* centroids, bool inner_product, const uint64_t* allow, size_t k,
+                   int64_t* out_rows, float* out_scores) {
+  QV_CHECK(k >= 1 && k <= kMaxK, InvalidArgument, "k = " << k << " (GPU: 1 … " << kMaxK << ")");
+  QV_CHECK(!codes.has_norm(), InvalidArgument, "PQ codes carry no norm");
   if (nq == 0) return;
-  DeviceBuffer<float> dq(nq * d), dc(256 * d), dl(nq * M * 256);
+  const size_t M = codes.m(), padded_m = codes.impl()->code_words * 4;
+  // Tables straight into the scan's layout: rows past M stay zero (padding sub-codes are 0 and add nothing).
+  DeviceBuffer<float> dq(nq * d), dc(256 * d), dl(nq * padded_m * 256);
   DeviceBuffer<int> doff(M), ddim(M);
   std::vector<int> off(M), dim(M);
   for (size_t m = 0; m < M; ++m) {
@@ -494,10 +510,11 @@ void pq_luts(size_t nq, const float* queries, size_t d, size_t M, const size_t* 
   dc.upload(centroids, 256 * d);
   doff.upload(off.data(), M);
   ddim.upload(dim.data(), M);
-  pq_lut_kernel<<<dim3(unsigned(nq), unsigned(M)), 256>>>(dq.get(), d, dc.get(), doff.get(), ddim.get(), int(M), int(M),
-                                                         inner_product, dl.get());
+  dl.fill_zero();
+  pq_lut_kernel<<<dim3(unsigned(nq), unsigned(M)), 256>>>(dq.get(), d, dc.get(), doff.get(), ddim.get(), int(M),
+                                                         int(padded_m), inner_product, dl.get());
   QV_LAUNCHED("pq_lut");
-  dl.download(luts, nq * M * 256);
+  search_device_tables(codes, nq, dl.get(), nullptr, allow, k, out_rows, out_scores);
 }
 
 // ---------------------------------------------------------------- IVF
