@@ -14,6 +14,7 @@
         "native/core/kernels_x86.cpp",
         "native/core/kmeans.cpp",
         "native/core/linalg.cpp",
+        "native/core/lut_quant.cpp",
         "native/core/metric.cpp",
         "native/core/opq.cpp",
         "native/core/pq.cpp",

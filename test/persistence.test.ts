@@ -28,7 +28,12 @@ t.test('fixture files of every index type load (read and mmap) and answer as whe
       t.equal(index.size, want.size, name);
       const r = await index.search(q, expected.k, { refine: want.spec.includes('Refine') ? 4 : 1 });
       t.same(Array.from(r.ids, String), want.ids, `${name} (mmap ${mmap}) ids`);
-      t.same(Array.from(r.distances), want.distances, `${name} distances`);
+      // Ids must match exactly; distances to within float rounding, since the look-up-table arithmetic may
+      // change in its last bit between versions (PQ tables are now computed with lanes over centroids).
+      const off = Array.from(r.distances).filter(
+        (d, i) => !(Math.abs(d - want.distances[i]) <= 1e-6 * Math.abs(want.distances[i]) + 1e-6),
+      );
+      t.same(off, [], `${name} distances`);
       t.notOk(index.has(1003n), 'removed ids stay removed');
       t.ok(index.has(1009n));
     }

@@ -47,23 +47,7 @@ bool fast_scan_padding_is_zero(const uint8_t* blocks, size_t npairs, size_t m_co
 
 void FastScanTable::set(const float* lut) {
   if (lut != lut_.data()) std::memcpy(lut_.data(), lut, m_ * 16 * sizeof(float));
-  float widest = 0;
-  bias_ = 0;
-  for (size_t m = 0; m < m_; ++m) {
-    const float* row = &lut_[m * 16];
-    const float lo = *std::min_element(row, row + 16), hi = *std::max_element(row, row + 16);
-    bias_ += lo;
-    widest = std::max(widest, hi - lo);
-  }
-  scale_ = widest > 0 ? 255.0f / widest : 1.0f;
-  for (size_t m = 0; m < m_; ++m) {
-    const float* row = &lut_[m * 16];
-    const float lo = *std::min_element(row, row + 16);
-    // (row − lo)·scale ∈ [0, 255]: adding ½ and truncating rounds to nearest (error ≤ ½ step, as the bound
-    // assumes) without std::nearbyint's call, which dominated the table set-up of small IVF lists.
-    for (size_t j = 0; j < 16; ++j)
-      qlut_[m * 16 + j] = uint8_t(std::min(255.0f, (row[j] - lo) * scale_ + 0.5f));
-  }
+  quant_.quantize(lut_.data(), m_, 16, qlut_.data(), 16, 127);
 }
 
 float FastScanTable::exact(const uint8_t* blocks, size_t row) const {
@@ -80,12 +64,7 @@ float FastScanTable::exact(const uint8_t* blocks, size_t row) const {
   return even + odd;
 }
 
-uint32_t FastScanTable::bound(double threshold) const {
-  if (!std::isfinite(threshold)) return std::numeric_limits<uint32_t>::max();
-  const double b = (threshold - bias_) * scale_ + 0.5 * double(m_) + 1.0;
-  if (b < 0) return 0;
-  return b > 1e9 ? std::numeric_limits<uint32_t>::max() : uint32_t(b);
-}
+uint32_t FastScanTable::bound(double threshold) const { return quant_.bound(threshold); }
 
 FastScanIndex::FastScanIndex(size_t dim, Metric metric, size_t m, bool store_vectors)
     : Index(dim, metric), pq_(dim, m, 4) {
@@ -174,7 +153,9 @@ class FastScanScorer : public RowScorer {
         if (block_min[blk] > limit) continue;  // no row of this block can enter the top-k
         const size_t row0 = (first_block + blk) * kBlock;
         const size_t from = std::max(begin, row0), to = std::min(end, row0 + kBlock);
-        for (size_t row = from; row < to; ++row) {
+        for (uint64_t rows = rows_within(sums + blk * kBlock + (from - row0), to - from, limit); rows;
+             rows &= rows - 1) {
+          const size_t row = from + size_t(__builtin_ctzll(rows));
           if (sums[row - first_block * kBlock] > limit || !filter.allows(row)) continue;
           const float s = exact(row);
           if (s <= out.threshold()) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "index.h"
+#include "lut_quant.h"
 #include "pq.h"
 
 namespace quiver {
@@ -36,10 +37,11 @@ void fast_scan_put(uint8_t* blocks, size_t npairs, size_t m_count, size_t first,
 // an odd M) is zero, as the writers leave them; loaders insist on it because the kernels scan them.
 bool fast_scan_padding_is_zero(const uint8_t* blocks, size_t npairs, size_t m_count, size_t rows);
 
-// One query's tables for fast-scan: the float ADC table (M × 16, smaller is better) and its uint8 quantisation
-// with one common scale, q = round((lut − min_m) · scale), so that Σ lut ≈ Σ q / scale + Σ min_m with
-// |error| ≤ M/2 steps. Scanning keeps a row only when its uint8 sum is within that bound of the current
-// threshold, then scores it exactly from the float table: the results are those of exact 4-bit ADC.
+// One query's tables for fast-scan: the float ADC table (M × 16, smaller is better) and its 7-bit quantisation
+// (lut_quant.h: one common scale, entries 0…127 so the kernels can add a pair's two look-ups as a byte), whose
+// sums are within M/2 steps of the float scores. Scanning keeps a row only when its uint16 sum is within that
+// bound of the current threshold, then scores it exactly from the float table: the results are those of exact
+// 4-bit ADC.
 class FastScanTable {
  public:
   explicit FastScanTable(size_t m_count) : m_(m_count), pairs_((m_count + 1) / 2), lut_(m_count * 16), qlut_(pairs_ * 32) {}
@@ -57,8 +59,7 @@ class FastScanTable {
   size_t m_, pairs_;
   std::vector<float> lut_;     // M × 16
   std::vector<uint8_t> qlut_;  // 2·npairs × 16 (zeros for the phantom sub-quantizer)
-  double bias_ = 0;
-  float scale_ = 1;
+  LutQuantization quant_;
 };
 
 class FastScanIndex : public Index {

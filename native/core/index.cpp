@@ -565,6 +565,10 @@ class CodeScorer : public RowScorer {
     table_->scan(codes_ + begin * code_size_, count, out);
   }
 
+  bool scan(size_t begin, size_t end, TopK& out, const RowFilter& filter) const override {
+    return table_->scan_top(codes_, begin, end, out, filter);
+  }
+
  private:
   const uint8_t* codes_;
   size_t code_size_;

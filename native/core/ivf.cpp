@@ -424,7 +424,9 @@ void scan_fast_list(const IVFIndex::ListView& v, const FastScanTable& table, flo
     for (size_t b = 0; b < count; ++b) {
       if (block_min[b] > limit) continue;
       const size_t slot0 = (first + b) * kFastScanBlock, slot_end = std::min(v.count, slot0 + kFastScanBlock);
-      for (size_t slot = slot0; slot < slot_end; ++slot) {
+      for (uint64_t slots = rows_within(sums + b * kFastScanBlock, slot_end - slot0, limit); slots;
+           slots &= slots - 1) {
+        const size_t slot = slot0 + size_t(__builtin_ctzll(slots));
         if (sums[slot - first * kFastScanBlock] > limit) continue;
         const uint32_t row = v.rows[slot];
         const int32_t g = row_group ? row_group[row] : 0;

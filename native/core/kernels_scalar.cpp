@@ -31,6 +31,15 @@ void dot_transposed_scalar(const float* x, const float* ct, size_t d, size_t k, 
   }
 }
 
+void l2sqr_transposed_scalar(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+  std::memset(out, 0, k * sizeof(float));
+  for (size_t i = 0; i < d; ++i) {
+    const float xi = x[i];
+    const float* row = ct + i * ldc;
+    for (size_t j = 0; j < k; ++j) out[j] += (xi - row[j]) * (xi - row[j]);
+  }
+}
+
 void dot_transposed_batch_scalar(const float* x, size_t nx, size_t ldx, const float* ct, size_t d, size_t k,
                                  size_t ldc, float* out, size_t ldo) {
   for (size_t p = 0; p < nx; ++p) dot_transposed_scalar(x + p * ldx, ct, d, k, ldc, out + p * ldo);
@@ -42,6 +51,18 @@ void adc_scan_u8_scalar(const uint8_t* codes, size_t n, size_t m_count, const fl
     float sum = 0;
     for (size_t m = 0; m < m_count; ++m) sum += lut[m * 256 + code[m]];
     out[i] = sum;
+  }
+}
+
+void adc_sums_u8_scalar(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut, uint16_t* sums,
+                        uint16_t* block_min) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* code = codes + i * m_count;
+    uint32_t sum = 0;
+    for (size_t m = 0; m < m_count; ++m) sum += qlut[m * 256 + code[m]];
+    sums[i] = uint16_t(sum);
+    if (i % 64 == 0) block_min[i / 64] = sums[i];
+    else if (sums[i] < block_min[i / 64]) block_min[i / 64] = sums[i];
   }
 }
 
@@ -97,7 +118,9 @@ float dot_sq8_scalar(const float* w, const uint8_t* c, size_t d) {
 }  // namespace
 
 const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_transposed_scalar,
-                                adc_scan_u8_scalar, fastscan_u4_scalar, dot_transposed_batch_scalar,
+                                l2sqr_transposed_scalar,
+                                adc_scan_u8_scalar, fastscan_u4_scalar, adc_sums_u8_scalar,
+                                false,              dot_transposed_batch_scalar,
                                 l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
                                 dot_sq8_scalar};
 

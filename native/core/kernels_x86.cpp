@@ -9,10 +9,12 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #define QV_AVX2 __attribute__((target("avx2,fma")))
 #define QV_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma")))
+#define QV_AVX512_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi,avx2,fma")))
 
 namespace quiver {
 namespace {
@@ -62,7 +64,18 @@ QV_AVX2 float dot_avx2(const float* a, const float* b, size_t d) {
   return sum;
 }
 
-QV_AVX2 void dot_transposed_avx2(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+// Lanes over vectors: out[j] = Σ_i x[i]·ct[i·ldc + j] (kL2 false) or Σ_i (x[i] − ct[i·ldc + j])² (kL2 true).
+template <bool kL2>
+QV_AVX2 inline __m256 transposed_step_avx2(__m256 xi, __m256 c, __m256 acc) {
+  if (kL2) {
+    const __m256 diff = _mm256_sub_ps(xi, c);
+    return _mm256_fmadd_ps(diff, diff, acc);
+  }
+  return _mm256_fmadd_ps(xi, c, acc);
+}
+
+template <bool kL2>
+QV_AVX2 void transposed_avx2(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
   size_t j = 0;
   for (; j + 32 <= k; j += 32) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
@@ -70,10 +83,10 @@ QV_AVX2 void dot_transposed_avx2(const float* x, const float* ct, size_t d, size
     const float* col = ct + j;
     for (size_t i = 0; i < d; ++i, col += ldc) {
       const __m256 xi = _mm256_broadcast_ss(x + i);
-      a0 = _mm256_fmadd_ps(xi, _mm256_loadu_ps(col), a0);
-      a1 = _mm256_fmadd_ps(xi, _mm256_loadu_ps(col + 8), a1);
-      a2 = _mm256_fmadd_ps(xi, _mm256_loadu_ps(col + 16), a2);
-      a3 = _mm256_fmadd_ps(xi, _mm256_loadu_ps(col + 24), a3);
+      a0 = transposed_step_avx2<kL2>(xi, _mm256_loadu_ps(col), a0);
+      a1 = transposed_step_avx2<kL2>(xi, _mm256_loadu_ps(col + 8), a1);
+      a2 = transposed_step_avx2<kL2>(xi, _mm256_loadu_ps(col + 16), a2);
+      a3 = transposed_step_avx2<kL2>(xi, _mm256_loadu_ps(col + 24), a3);
     }
     _mm256_storeu_ps(out + j, a0);
     _mm256_storeu_ps(out + j + 8, a1);
@@ -83,14 +96,24 @@ QV_AVX2 void dot_transposed_avx2(const float* x, const float* ct, size_t d, size
   for (; j + 8 <= k; j += 8) {
     __m256 a0 = _mm256_setzero_ps();
     const float* col = ct + j;
-    for (size_t i = 0; i < d; ++i, col += ldc) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i), _mm256_loadu_ps(col), a0);
+    for (size_t i = 0; i < d; ++i, col += ldc) a0 = transposed_step_avx2<kL2>(_mm256_broadcast_ss(x + i), _mm256_loadu_ps(col), a0);
     _mm256_storeu_ps(out + j, a0);
   }
   for (; j < k; ++j) {
     float sum = 0;
-    for (size_t i = 0; i < d; ++i) sum += x[i] * ct[i * ldc + j];
+    for (size_t i = 0; i < d; ++i) {
+      const float c = ct[i * ldc + j];
+      sum += kL2 ? (x[i] - c) * (x[i] - c) : x[i] * c;
+    }
     out[j] = sum;
   }
+}
+
+QV_AVX2 void dot_transposed_avx2(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+  transposed_avx2<false>(x, ct, d, k, ldc, out);
+}
+QV_AVX2 void l2sqr_transposed_avx2(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+  transposed_avx2<true>(x, ct, d, k, ldc, out);
 }
 
 // 8-bit ADC is a chain of table look-ups; gathers do not speed them up on current x86 cores (they are
@@ -141,6 +164,99 @@ QV_AVX2 void adc_scan_u8_avx2(const uint8_t* codes, size_t n, size_t m_count, co
     if (m < m_count) a += lut[m * 256 + code[m]];
     out[i] = a + b;
   }
+}
+
+// adc_sums_u8 where no 256-entry table fits in registers (and for the tails of the VBMI kernel): the scalar
+// reference. Callers do not prune with it (adc_sums_u8_fast is false there).
+void adc_sums_u8_portable(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut, uint16_t* sums,
+                          uint16_t* block_min) {
+  kScalarKernels.adc_sums_u8(codes, n, m_count, qlut, sums, block_min);
+}
+
+// In-register transpose of an 8 × 8 matrix of 64-bit words: afterwards word b of r[a] is what word a of r[b]
+// was. Three stages; stage s swaps bit s of the row index with bit s of the word index, pairing rows a and
+// a | 2^s with two vpermt2q each (index i < 8 picks word i of the first row, 8 + i word i of the second).
+QV_AVX512_VBMI inline void transpose_stage_epi64(__m512i r[8], size_t bit, __m512i first, __m512i second) {
+  for (size_t a = 0; a < 8; ++a) {
+    if (a & bit) continue;
+    const __m512i x = r[a], y = r[a | bit];
+    r[a] = _mm512_permutex2var_epi64(x, first, y);
+    r[a | bit] = _mm512_permutex2var_epi64(x, second, y);
+  }
+}
+
+QV_AVX512_VBMI inline void transpose_8x8_epi64(__m512i r[8]) {
+  transpose_stage_epi64(r, 1, _mm512_setr_epi64(0, 8, 2, 10, 4, 12, 6, 14), _mm512_setr_epi64(1, 9, 3, 11, 5, 13, 7, 15));
+  transpose_stage_epi64(r, 2, _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15));
+  transpose_stage_epi64(r, 4, _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15));
+}
+
+// vpermb pattern: result byte 8j + i = source byte 8i + j, so word j
+// of the result holds byte j of each of the source's 8 words.
+struct BytePattern8x8 {
+  alignas(64) uint8_t bytes[64];
+  BytePattern8x8() {
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 8; ++j) bytes[8 * j + i] = uint8_t(8 * i + j);
+  }
+};
+const BytePattern8x8 kBytePattern8x8;
+
+// 8-bit ADC on uint8 tables with AVX-512 VBMI, 64 codes per step. Codes are stored row-major (m_count bytes per
+// code), so each step first turns 64 codes × 8 sub-quantizers into 8 registers of 64 bytes, one per
+// sub-quantizer and one byte per code: 8 word tiles (8 codes × 8 bytes; one load for m_count = 8, a gather
+// of 8 strided words otherwise), a byte transpose inside every word (vpermb) and an 8 × 8 word transpose
+// across the tiles. A sub-quantizer's 256-entry table is four 64-byte registers: vpermi2b looks up entries
+// 0–127 from the first two and 128–255 from the last two by the code's low 7 bits, and the code's top bit picks
+// one of the two (vpmovb2m + blend). Sums accumulate in uint16 words as in the 4-bit fast-scan kernels
+// (`mixed` adds byte pairs as words, `odd` the odd bytes alone; even = mixed − 256·odd at the end).
+// m_count must be a multiple of 8 (others take the portable path).
+QV_AVX512_VBMI void adc_sums_u8_vbmi(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut,
+                                     uint16_t* sums, uint16_t* block_min) {
+  if (m_count % 8 != 0) return adc_sums_u8_portable(codes, n, m_count, qlut, sums, block_min);
+  const size_t groups = m_count / 8;
+  const long long stride = static_cast<long long>(m_count);
+  const __m512i word_offsets = _mm512_setr_epi64(0, stride, 2 * stride, 3 * stride, 4 * stride, 5 * stride,
+                                                 6 * stride, 7 * stride);
+  const __m512i byte_transpose = _mm512_load_si512(kBytePattern8x8.bytes);
+  // Word c of the output ← even sum c/2 (from the first source) for even c, odd sum c/2 (second source) else.
+  alignas(64) uint16_t order_first[32], order_second[32];
+  for (int c = 0; c < 32; ++c) {
+    order_first[c] = uint16_t(c / 2 + (c % 2) * 32);
+    order_second[c] = uint16_t(16 + c / 2 + (c % 2) * 32);
+  }
+  const __m512i first_half = _mm512_load_si512(order_first), second_half = _mm512_load_si512(order_second);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const uint8_t* block = codes + i * m_count;
+    __m512i mixed = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+    for (size_t g = 0; g < groups; ++g) {
+      __m512i r[8];
+      for (size_t tile = 0; tile < 8; ++tile) {
+        const uint8_t* at = block + tile * 8 * m_count + g * 8;
+        const __m512i words = groups == 1 ? _mm512_loadu_si512(at) : _mm512_i64gather_epi64(word_offsets, at, 1);
+        r[tile] = _mm512_permutexvar_epi8(byte_transpose, words);
+      }
+      transpose_8x8_epi64(r);
+      for (size_t j = 0; j < 8; ++j) {
+        const uint8_t* table = qlut + (g * 8 + j) * 256;
+        const __m512i low = _mm512_permutex2var_epi8(_mm512_loadu_si512(table), r[j], _mm512_loadu_si512(table + 64));
+        const __m512i high =
+            _mm512_permutex2var_epi8(_mm512_loadu_si512(table + 128), r[j], _mm512_loadu_si512(table + 192));
+        const __m512i v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(r[j]), low, high);
+        mixed = _mm512_add_epi16(mixed, v);
+        odd = _mm512_add_epi16(odd, _mm512_srli_epi16(v, 8));
+      }
+    }
+    const __m512i even = _mm512_sub_epi16(mixed, _mm512_slli_epi16(odd, 8));
+    _mm512_storeu_si512(sums + i, _mm512_permutex2var_epi16(even, first_half, odd));
+    _mm512_storeu_si512(sums + i + 32, _mm512_permutex2var_epi16(even, second_half, odd));
+    const __m512i least = _mm512_min_epu16(even, odd);
+    const __m256i least256 = _mm256_min_epu16(_mm512_castsi512_si256(least), _mm512_extracti64x4_epi64(least, 1));
+    const __m128i least128 = _mm_min_epu16(_mm256_castsi256_si128(least256), _mm256_extracti128_si256(least256, 1));
+    block_min[i / 64] = uint16_t(_mm_cvtsi128_si32(_mm_minpos_epu16(least128)));
+  }
+  if (i < n) adc_sums_u8_portable(codes + i * m_count, n - i, m_count, qlut, sums + i, block_min + i / 64);
 }
 
 // P vectors × 16 centroids per step: 2P accumulators of 8 lanes, each lane a chain of FMAs over i exactly as in
@@ -233,8 +349,17 @@ QV_AVX512 float dot_avx512(const float* a, const float* b, size_t d) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-QV_AVX512 void dot_transposed_avx512(const float* x, const float* ct, size_t d, size_t k, size_t ldc,
-                                     float* out) {
+template <bool kL2>
+QV_AVX512 inline __m512 transposed_step_avx512(__m512 xi, __m512 c, __m512 acc) {
+  if (kL2) {
+    const __m512 diff = _mm512_sub_ps(xi, c);
+    return _mm512_fmadd_ps(diff, diff, acc);
+  }
+  return _mm512_fmadd_ps(xi, c, acc);
+}
+
+template <bool kL2>
+QV_AVX512 void transposed_avx512(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
   size_t j = 0;
   for (; j + 64 <= k; j += 64) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
@@ -242,10 +367,10 @@ QV_AVX512 void dot_transposed_avx512(const float* x, const float* ct, size_t d, 
     const float* col = ct + j;
     for (size_t i = 0; i < d; ++i, col += ldc) {
       const __m512 xi = _mm512_set1_ps(x[i]);
-      a0 = _mm512_fmadd_ps(xi, _mm512_loadu_ps(col), a0);
-      a1 = _mm512_fmadd_ps(xi, _mm512_loadu_ps(col + 16), a1);
-      a2 = _mm512_fmadd_ps(xi, _mm512_loadu_ps(col + 32), a2);
-      a3 = _mm512_fmadd_ps(xi, _mm512_loadu_ps(col + 48), a3);
+      a0 = transposed_step_avx512<kL2>(xi, _mm512_loadu_ps(col), a0);
+      a1 = transposed_step_avx512<kL2>(xi, _mm512_loadu_ps(col + 16), a1);
+      a2 = transposed_step_avx512<kL2>(xi, _mm512_loadu_ps(col + 32), a2);
+      a3 = transposed_step_avx512<kL2>(xi, _mm512_loadu_ps(col + 48), a3);
     }
     _mm512_storeu_ps(out + j, a0);
     _mm512_storeu_ps(out + j + 16, a1);
@@ -258,16 +383,27 @@ QV_AVX512 void dot_transposed_avx512(const float* x, const float* ct, size_t d, 
     __m512 a0 = _mm512_setzero_ps();
     const float* col = ct + j;
     for (size_t i = 0; i < d; ++i, col += ldc)
-      a0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_maskz_loadu_ps(mask, col), a0);
+      a0 = transposed_step_avx512<kL2>(_mm512_set1_ps(x[i]), _mm512_maskz_loadu_ps(mask, col), a0);
     _mm512_mask_storeu_ps(out + j, mask, a0);
   }
 }
 
-// 4-bit fast-scan: the 16-entry uint8 tables of two sub-quantizers sit in registers; vpshufb looks up 32 codes
-// at once. Sums are kept in uint16 without unpacking bytes: adding the 32 looked-up bytes as 16 uint16 words
-// accumulates even bytes (plus 256 × odd bytes, which wraps harmlessly) in `mixed`, and adding them shifted
-// right by 8 accumulates the odd bytes alone in `odd`; even = mixed − (odd << 8) (mod 2^16) at the end, exact
-// while every true sum stays below 2^16 (M ≤ 256 sub-quantizers of at most 255 each).
+QV_AVX512 void dot_transposed_avx512(const float* x, const float* ct, size_t d, size_t k, size_t ldc,
+                                     float* out) {
+  transposed_avx512<false>(x, ct, d, k, ldc, out);
+}
+QV_AVX512 void l2sqr_transposed_avx512(const float* x, const float* ct, size_t d, size_t k, size_t ldc,
+                                       float* out) {
+  transposed_avx512<true>(x, ct, d, k, ldc, out);
+}
+
+// 4-bit fast-scan: the 16-entry tables of two sub-quantizers sit in registers; vpshufb looks up 32 codes at
+// once. Table entries are at most 127 (fastscan.h quantises to 7 bits), so the two looked-up bytes of a pair
+// add as bytes without overflow (≤ 254). Sums are kept in uint16 without unpacking bytes: adding those bytes
+// as 16 uint16 words accumulates even bytes (plus 256 × odd bytes, which wraps harmlessly) in `mixed`, and
+// vpmaddubsw with weights (0, 1) adds the odd bytes alone to `odd` (on the multiply pipes, leaving the shuffle
+// and shift pipes, the bottleneck, to the look-ups); even = mixed − (odd << 8) (mod 2^16) at the end, exact
+// while every true sum stays below 2^16 (≤ 256 sub-quantizers of at most 127 each).
 // Stores the 32 sums of a block in row order and its minimum. even/odd hold the sums of the even/odd rows of
 // each 128-bit lane (rows 0–15 in lane 0, 16–31 in lane 1).
 QV_AVX2 inline void store_block_sums(__m256i even, __m256i odd, uint16_t* sums, uint16_t* block_min) {
@@ -282,7 +418,7 @@ QV_AVX2 inline void store_block_sums(__m256i even, __m256i odd, uint16_t* sums, 
 
 QV_AVX2 void fastscan_u4_avx2(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
                               uint16_t* out, uint16_t* block_min) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F), odd_bytes = _mm256_set1_epi16(0x0100);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = blocks + b * npairs * 32;
     __m256i mixed = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
@@ -291,58 +427,128 @@ QV_AVX2 void fastscan_u4_avx2(const uint8_t* blocks, size_t nblocks, size_t npai
       const __m256i lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)));
       const __m256i hi_table =
           _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)));
-      const __m256i lo = _mm256_and_si256(codes, low_nibbles);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(codes, 4), low_nibbles);
-      const __m256i sum_lo = _mm256_shuffle_epi8(lo_table, lo);
-      const __m256i sum_hi = _mm256_shuffle_epi8(hi_table, hi);
-      mixed = _mm256_add_epi16(mixed, _mm256_add_epi16(sum_lo, sum_hi));
-      odd = _mm256_add_epi16(odd, _mm256_add_epi16(_mm256_srli_epi16(sum_lo, 8), _mm256_srli_epi16(sum_hi, 8)));
+      const __m256i pair = _mm256_add_epi8(
+          _mm256_shuffle_epi8(lo_table, _mm256_and_si256(codes, low_nibbles)),
+          _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low_nibbles)));
+      mixed = _mm256_add_epi16(mixed, pair);
+      odd = _mm256_add_epi16(odd, _mm256_maddubs_epi16(pair, odd_bytes));
     }
     store_block_sums(_mm256_sub_epi16(mixed, _mm256_slli_epi16(odd, 8)), odd, out + b * 32, block_min + b);
   }
 }
 
-// AVX-512: two sub-quantizer pairs per 512-bit step (lanes 0–1 one pair, lanes 2–3 the next), folded at the end.
-QV_AVX512 void fastscan_u4_avx512(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
-                                  uint16_t* out, uint16_t* block_min) {
-  const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-  const size_t pairs2 = npairs & ~size_t(1);
+// AVX-512: two sub-quantizer pairs per 512-bit step (lanes 0–1 one pair, lanes 2–3 the next). The tables of up
+// to 16 pairs (8 steps) are loaded into registers once per call and serve every block, so the inner loop
+// issues no table loads and each block's sums stay in registers. More pairs than 16 are taken 16 at a time in
+// passes over a chunk of blocks, carrying the partial sums in memory between passes; an odd last pair is added
+// in 256-bit code.
+struct FastScanTables512 {
+  __m512i lo[8], hi[8];
+};
+
+template <size_t Steps>
+QV_AVX512 inline void load_fastscan_tables(const uint8_t* lut, size_t first_pair, FastScanTables512& t) {
+  for (size_t s = 0; s < Steps; ++s) {
+    const uint8_t* at = lut + 32 * (first_pair + 2 * s);
+    t.lo[s] = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 32))), 1);
+    t.hi[s] = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16)))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 48))), 1);
+  }
+}
+
+// Adds `Steps` steps (2·Steps pairs) of one block, starting at `codes`, to mixed/odd.
+template <size_t Steps>
+QV_AVX512 inline void fastscan_steps_avx512(const uint8_t* codes, const FastScanTables512& t, __m512i& mixed,
+                                            __m512i& odd) {
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0F), odd_bytes = _mm512_set1_epi16(0x0100);
+  for (size_t s = 0; s < Steps; ++s) {
+    const __m512i c = _mm512_loadu_si512(codes + 64 * s);
+    const __m512i pair =
+        _mm512_add_epi8(_mm512_shuffle_epi8(t.lo[s], _mm512_and_si512(c, low_nibbles)),
+                        _mm512_shuffle_epi8(t.hi[s], _mm512_and_si512(_mm512_srli_epi16(c, 4), low_nibbles)));
+    mixed = _mm512_add_epi16(mixed, pair);
+    odd = _mm512_add_epi16(odd, _mm512_maddubs_epi16(pair, odd_bytes));
+  }
+}
+
+// Folds a block's 512-bit sums, adds the odd last pair (if any) and stores its 32 sums and minimum.
+QV_AVX512 inline void finish_block_avx512(__m512i mixed, __m512i odd, const uint8_t* block, size_t npairs,
+                                          const uint8_t* lut, uint16_t* sums, uint16_t* block_min) {
+  __m256i mixed256 = _mm256_add_epi16(_mm512_castsi512_si256(mixed), _mm512_extracti64x4_epi64(mixed, 1));
+  __m256i odd256 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
+  if (npairs % 2) {
+    const size_t p = npairs - 1;
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), odd_bytes = _mm256_set1_epi16(0x0100);
+    const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
+    const __m256i pair = _mm256_add_epi8(
+        _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p))),
+                            _mm256_and_si256(codes, low_nibbles)),
+        _mm256_shuffle_epi8(
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16))),
+            _mm256_and_si256(_mm256_srli_epi16(codes, 4), low_nibbles)));
+    mixed256 = _mm256_add_epi16(mixed256, pair);
+    odd256 = _mm256_add_epi16(odd256, _mm256_maddubs_epi16(pair, odd_bytes));
+  }
+  store_block_sums(_mm256_sub_epi16(mixed256, _mm256_slli_epi16(odd256, 8)), odd256, sums, block_min);
+}
+
+// One call with at most 16 pairs' worth of steps: tables in registers, sums in registers.
+template <size_t Steps>
+QV_AVX512 void fastscan_small_avx512(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
+                                     uint16_t* out, uint16_t* block_min) {
+  FastScanTables512 t;
+  load_fastscan_tables<Steps>(lut, 0, t);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = blocks + b * npairs * 32;
     __m512i mixed = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
-    for (size_t p = 0; p < pairs2; p += 2) {
-      const __m512i codes = _mm512_loadu_si512(block + p * 32);
-      // Tables: lanes 0,1 ← pair p's lo/hi tables broadcast per 256-bit half, lanes 2,3 ← pair p+1's.
-      const __m512i lo_table = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)))),
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * (p + 1)))), 1);
-      const __m512i hi_table = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)))),
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * (p + 1) + 16))), 1);
-      const __m512i lo = _mm512_and_si512(codes, low_nibbles);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low_nibbles);
-      const __m512i sum_lo = _mm512_shuffle_epi8(lo_table, lo);
-      const __m512i sum_hi = _mm512_shuffle_epi8(hi_table, hi);
-      mixed = _mm512_add_epi16(mixed, _mm512_add_epi16(sum_lo, sum_hi));
-      odd = _mm512_add_epi16(odd, _mm512_add_epi16(_mm512_srli_epi16(sum_lo, 8), _mm512_srli_epi16(sum_hi, 8)));
-    }
-    __m256i mixed256 = _mm256_add_epi16(_mm512_castsi512_si256(mixed), _mm512_extracti64x4_epi64(mixed, 1));
-    __m256i odd256 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
-    if (pairs2 < npairs) {  // an odd pair count leaves one pair for 256-bit code
-      const size_t p = pairs2;
-      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
-      const __m256i lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)));
-      const __m256i hi_table =
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)));
-      const __m256i nib = _mm256_set1_epi8(0x0F);
-      const __m256i sum_lo = _mm256_shuffle_epi8(lo_table, _mm256_and_si256(codes, nib));
-      const __m256i sum_hi = _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), nib));
-      mixed256 = _mm256_add_epi16(mixed256, _mm256_add_epi16(sum_lo, sum_hi));
-      odd256 = _mm256_add_epi16(odd256, _mm256_add_epi16(_mm256_srli_epi16(sum_lo, 8), _mm256_srli_epi16(sum_hi, 8)));
-    }
-    store_block_sums(_mm256_sub_epi16(mixed256, _mm256_slli_epi16(odd256, 8)), odd256, out + b * 32,
-                     block_min + b);
+    fastscan_steps_avx512<Steps>(block, t, mixed, odd);
+    finish_block_avx512(mixed, odd, block, npairs, lut, out + b * 32, block_min + b);
   }
+}
+
+// Passes of 8 steps (16 pairs) over chunks of blocks, then the remaining steps, then the finish.
+template <size_t LastSteps>
+QV_AVX512 void fastscan_large_avx512(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
+                                     uint16_t* out, uint16_t* block_min) {
+  constexpr size_t kChunk = 32;  // blocks whose partial sums stay in L1 between passes (4 KiB)
+  __m512i mixed[kChunk], odd[kChunk];
+  const size_t full_passes = npairs / 16;
+  FastScanTables512 t;
+  for (size_t first = 0; first < nblocks; first += kChunk) {
+    const size_t count = std::min(kChunk, nblocks - first);
+    const uint8_t* chunk = blocks + first * npairs * 32;
+    for (size_t b = 0; b < count; ++b) mixed[b] = odd[b] = _mm512_setzero_si512();
+    for (size_t pass = 0; pass < full_passes; ++pass) {
+      load_fastscan_tables<8>(lut, pass * 16, t);
+      for (size_t b = 0; b < count; ++b) fastscan_steps_avx512<8>(chunk + b * npairs * 32 + pass * 512, t, mixed[b], odd[b]);
+    }
+    if (LastSteps > 0) {
+      load_fastscan_tables<LastSteps>(lut, full_passes * 16, t);
+      for (size_t b = 0; b < count; ++b)
+        fastscan_steps_avx512<LastSteps>(chunk + b * npairs * 32 + full_passes * 512, t, mixed[b], odd[b]);
+    }
+    for (size_t b = 0; b < count; ++b)
+      finish_block_avx512(mixed[b], odd[b], chunk + b * npairs * 32, npairs, lut, out + (first + b) * 32,
+                          block_min + first + b);
+  }
+}
+
+QV_AVX512 void fastscan_u4_avx512(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
+                                  uint16_t* out, uint16_t* block_min) {
+  // Steps are pairs of pairs; templates give the compiler fixed step counts to keep the tables in registers.
+  using Kernel = void (*)(const uint8_t*, size_t, size_t, const uint8_t*, uint16_t*, uint16_t*);
+  static constexpr Kernel kSmall[9] = {fastscan_small_avx512<0>, fastscan_small_avx512<1>, fastscan_small_avx512<2>,
+                                       fastscan_small_avx512<3>, fastscan_small_avx512<4>, fastscan_small_avx512<5>,
+                                       fastscan_small_avx512<6>, fastscan_small_avx512<7>, fastscan_small_avx512<8>};
+  static constexpr Kernel kLarge[8] = {fastscan_large_avx512<0>, fastscan_large_avx512<1>, fastscan_large_avx512<2>,
+                                       fastscan_large_avx512<3>, fastscan_large_avx512<4>, fastscan_large_avx512<5>,
+                                       fastscan_large_avx512<6>, fastscan_large_avx512<7>};
+  const size_t steps = npairs / 2;
+  if (steps <= 8) return kSmall[steps](blocks, nblocks, npairs, lut, out, block_min);
+  kLarge[steps % 8](blocks, nblocks, npairs, lut, out, block_min);
 }
 
 // P vectors × 64 centroids per step (4P accumulators, 16 lanes each), then masked 16-wide tails: every lane is
@@ -484,14 +690,25 @@ QV_AVX2 float dot_sq8_avx2(const float* w, const uint8_t* c, size_t d) {
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
-                              adc_scan_u8_avx2, fastscan_u4_avx2, dot_transposed_batch_avx2,
+                              l2sqr_transposed_avx2,
+                              adc_scan_u8_avx2, fastscan_u4_avx2, adc_sums_u8_portable,
+                              false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
                               dot_sq8_avx2};
-// The 8-bit ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2 kernel.
+// The 8-bit float ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2
+// kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
-                                adc_scan_u8_avx2, fastscan_u4_avx512, dot_transposed_batch_avx512,
+                                l2sqr_transposed_avx512,
+                                adc_scan_u8_avx2, fastscan_u4_avx512, adc_sums_u8_portable,
+                                false,            dot_transposed_batch_avx512,
                                 l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
                                 dot_sq8_avx2};
+const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
+                                    l2sqr_transposed_avx512,
+                                    adc_scan_u8_avx2, fastscan_u4_avx512, adc_sums_u8_vbmi,
+                                    true,             dot_transposed_batch_avx512,
+                                    l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
+                                    dot_sq8_avx2};
 
 }  // namespace quiver
 

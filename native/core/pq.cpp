@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <cstring>
 
+#include <mutex>
+
 #include "bitpack.h"
 #include "error.h"
 #include "gpu.h"
+#include "index.h"
 #include "kmeans.h"
+#include "lut_quant.h"
 #include "simd.h"
 #include "thread_pool.h"
+#include "topk.h"
 
 namespace quiver {
 
@@ -41,6 +46,15 @@ void ProductQuantizer::set_centroids(std::vector<float> centroids) {
   QV_CHECK(centroids.size() == ksub_ * dim(), InvalidArgument,
            "PQ centroids: expected " << ksub_ * dim() << " floats, got " << centroids.size());
   centroids_ = std::move(centroids);
+  // The transposed copy serves compute_lut: one SIMD pass per sub-space with lanes over centroids.
+  centroids_t_.resize(centroids_.size());
+  for (size_t s = 0; s < m_; ++s) {
+    const size_t ds = sub_dims_[s];
+    const float* c = centroids_.data() + sub_offsets_[s] * ksub_;
+    float* t = centroids_t_.data() + sub_offsets_[s] * ksub_;
+    for (size_t j = 0; j < ksub_; ++j)
+      for (size_t i = 0; i < ds; ++i) t[i * ksub_ + j] = c[j * ds + i];
+  }
   trained_ = true;
 }
 
@@ -115,12 +129,13 @@ void ProductQuantizer::compute_lut(const float* query, Metric metric, float* lut
   for (size_t s = 0; s < m_; ++s) {
     const size_t ds = sub_dims_[s];
     const float* q = query + sub_offsets_[s];
-    const float* c = centroids(s);
+    const float* ct = centroids_t_.data() + sub_offsets_[s] * ksub_;
     float* row = lut + s * ksub_;
     if (metric == Metric::L2) {
-      for (size_t j = 0; j < ksub_; ++j) row[j] = kern.l2sqr(q, c + j * ds, ds);
+      kern.l2sqr_transposed(q, ct, ds, ksub_, ksub_, row);
     } else {
-      for (size_t j = 0; j < ksub_; ++j) row[j] = -kern.dot(q, c + j * ds, ds);
+      kern.dot_transposed(q, ct, ds, ksub_, ksub_, row);
+      for (size_t j = 0; j < ksub_; ++j) row[j] = -row[j];
     }
   }
 }
@@ -147,13 +162,58 @@ class PQDistanceTable : public DistanceTable {
   PQDistanceTable(const ProductQuantizer& pq, const float* query, Metric metric)
       : pq_(pq), lut_(pq.m() * pq.ksub()) {
     pq.compute_lut(query, metric, lut_.data());
+    // Pruning pays where the uint8 sums are much cheaper than the float look-ups (AVX-512 VBMI) and the
+    // sums cannot overflow uint16 (≤ 256 sub-quantizers of ≤ 255).
+    prunable_ = pq.nbits() == 8 && pq.m() % 8 == 0 && pq.m() <= 256 && kernels().adc_sums_u8_fast;
   }
 
   void scan(const uint8_t* codes, size_t n, float* out) const override { pq_.scan_lut(lut_.data(), codes, n, out); }
 
+  // Uint8 sums of 1 024 rows at a time (lut_quant.h); blocks of 64 whose smallest sum exceeds the bound of the
+  // current k-th score are skipped whole, other rows whose sum may qualify are scored with the float table by
+  // the level's own adc_scan_u8, so scores and results are bit for bit those of the unpruned scan.
+  bool scan_top(const uint8_t* codes, size_t begin, size_t end, TopK& out, const RowFilter& filter) const override {
+    if (!prunable_) return false;
+    const size_t m = pq_.m();
+    // Quantised on first use: IVF builds a table per probed list and scans it without pruning. Rows of one
+    // query may be split over threads, hence call_once.
+    std::call_once(quantized_, [&] {
+      qlut_.resize(m * 256);
+      quant_.quantize(lut_.data(), m, 256, qlut_.data(), 256);
+    });
+    const Kernels& kern = kernels();
+    constexpr size_t kChunk = 1024, kBlock = 64;
+    uint16_t sums[kChunk], block_min[kChunk / kBlock];
+    uint32_t limit = quant_.bound(out.threshold());
+    for (size_t first = begin; first < end; first += kChunk) {
+      const size_t count = std::min(kChunk, end - first);
+      kern.adc_sums_u8(codes + first * m, count, m, qlut_.data(), sums, block_min);
+      for (size_t block = 0; block * kBlock < count; ++block) {
+        if (block_min[block] > limit) continue;
+        const size_t from = block * kBlock, to = std::min(count, from + kBlock);
+        for (uint64_t rows = rows_within(sums + from, to - from, limit); rows; rows &= rows - 1) {
+          const size_t j = from + size_t(__builtin_ctzll(rows));
+          const size_t row = first + j;
+          if (sums[j] > limit || !filter.allows(row)) continue;
+          float score;
+          kern.adc_scan_u8(codes + row * m, 1, m, lut_.data(), &score);
+          if (score <= out.threshold()) {
+            out.push(score, int64_t(row));
+            limit = quant_.bound(out.threshold());
+          }
+        }
+      }
+    }
+    return true;
+  }
+
  private:
   const ProductQuantizer& pq_;
   std::vector<float> lut_;
+  bool prunable_ = false;
+  mutable std::once_flag quantized_;
+  mutable std::vector<uint8_t> qlut_;  // m × 256, filled by the first scan_top
+  mutable LutQuantization quant_;
 };
 
 }  // namespace

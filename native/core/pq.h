@@ -6,7 +6,8 @@
 //
 // Code layout: nbits = 8 → one byte per sub-quantizer (code_size = M). Other widths are bit-packed
 // little-endian, sub-quantizer 0 in the lowest bits: code_size = ⌈M·nbits / 8⌉.
-// Centroid layout: for sub-space m, ksub × sub_dim(m) floats, starting at centroid_offset(m).
+// Centroid layout: for sub-space m, ksub × sub_dim(m) floats, starting at sub_offset(m)·ksub (a transposed
+// copy, sub_dim(m) × ksub, serves the look-up tables).
 // ADC table layout: M × ksub floats (sub-space m's row starts at m·ksub).
 #pragma once
 
@@ -53,6 +54,7 @@ class ProductQuantizer : public Quantizer {
   size_t m_, nbits_, ksub_, code_size_;
   std::vector<size_t> sub_dims_, sub_offsets_;
   std::vector<float> centroids_;
+  std::vector<float> centroids_t_;  // per sub-space m: sub_dim(m) × ksub, i.e. centroids(m) transposed
   bool trained_ = false;
 };
 

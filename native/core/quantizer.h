@@ -19,12 +19,21 @@ namespace quiver {
 class ByteReader;
 class ByteWriter;
 
+class TopK;
+struct RowFilter;
+
 // Per-query ADC state. Scores follow the engine's convention: smaller is better (squared L2, or −⟨q, x̂⟩).
 class DistanceTable {
  public:
   virtual ~DistanceTable() = default;
   // out[i] = score of the i-th of n consecutive codes (codes: n × code_size bytes).
   virtual void scan(const uint8_t* codes, size_t n, float* out) const = 0;
+  // Optional fused scan of rows [begin, end) of `codes` (the whole array: row i at codes + i·code_size) into
+  // `out`, keyed by row and honouring `filter`, for tables that can skip rows before scoring them exactly (8-bit
+  // PQ on uint8 tables). Results must equal those of scan() + push. Returns false to use scan().
+  virtual bool scan_top(const uint8_t* codes, size_t begin, size_t end, TopK& out, const RowFilter& filter) const {
+    return false;
+  }
 };
 
 class Quantizer {

@@ -60,7 +60,7 @@ const Kernels& kernels_for(SimdLevel level) {
   switch (level) {
 #ifdef QUIVER_HAVE_X86_KERNELS
     case SimdLevel::AVX2: return kAvx2Kernels;
-    case SimdLevel::AVX512: return kAvx512Kernels;
+    case SimdLevel::AVX512: return __builtin_cpu_supports("avx512vbmi") ? kAvx512VbmiKernels : kAvx512Kernels;
 #endif
     default: return kScalarKernels;
   }

@@ -24,14 +24,28 @@ struct Kernels {
   // out[j] = Σ_i x[i] · ct[i·ldc + j] for j < k: dot products of x (d floats) with k vectors stored transposed
   // (ct is d rows of ldc ≥ k floats). This layout lets SIMD lanes run over vectors, with no horizontal sums.
   void (*dot_transposed)(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out);
+  // out[j] = Σ_i (x[i] − ct[i·ldc + j])² for j < k: squared L2 distances to k vectors stored as above (PQ's
+  // look-up tables: one call per sub-space instead of ksub horizontal sums).
+  void (*l2sqr_transposed)(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out);
   // ADC scan of 8-bit codes: out[i] = Σ_m lut[m·256 + codes[i·m_count + m]] for i < n.
   // codes: n × m_count bytes; lut: m_count × 256 floats.
   void (*adc_scan_u8)(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out);
   // 4-bit fast-scan over blocks of 32 codes (layout in fastscan.h): out[b·32 + j] = Σ_m lut[m·16 + c_m(j)]
   // for every block b < nblocks, as exact uint16 sums, and block_min[b] = the smallest of block b's 32 sums
-  // (so callers skip whole blocks). lut: 2·npairs rows of 16 uint8; out: nblocks × 32; block_min: nblocks.
+  // (so callers skip whole blocks). lut: 2·npairs rows of 16 uint8, each entry ≤ 127 (the SIMD kernels add a
+  // pair's two looked-up bytes as bytes); out: nblocks × 32; block_min: nblocks.
   void (*fastscan_u4)(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
                       uint16_t* block_min);
+  // 8-bit ADC with uint8 tables, for pruning before exact scoring: sums[i] = Σ_m qlut[m·256 + codes[i·m_count + m]]
+  // for i < n, exact in uint16 (callers keep m_count ≤ 256, so no sum exceeds 255·256), and block_min[b] = the
+  // smallest of sums[64b … min(64b + 63, n − 1)]. codes: n × m_count bytes (row-major, as stored);
+  // qlut: m_count × 256 bytes; sums: n; block_min: ⌈n / 64⌉.
+  void (*adc_sums_u8)(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut, uint16_t* sums,
+                      uint16_t* block_min);
+  // True when adc_sums_u8 is several times faster than adc_scan_u8 for m_count a multiple of 8 (AVX-512 VBMI
+  // holds a whole 256-entry uint8 table in four registers and looks up 64 codes per vpermi2b pair), so 8-bit
+  // ADC scans prune with it; elsewhere it costs as much as the float scan and scans do not use it.
+  bool adc_sums_u8_fast;
   // dot_transposed for nx vectors at once: out[p·ldo + j] = Σ_i x[p·ldx + i] · ct[i·ldc + j] for p < nx, j < k.
   // Several vectors share every load of the table, which a one-vector call streams whole from cache each
   // time (k-means assignment and beam search are bound by that). Every output is computed with exactly the
@@ -65,6 +79,7 @@ extern const Kernels kScalarKernels;
 #define QUIVER_HAVE_X86_KERNELS 1
 extern const Kernels kAvx2Kernels;
 extern const Kernels kAvx512Kernels;
+extern const Kernels kAvx512VbmiKernels;  // the AVX-512 level on CPUs with AVX512_VBMI (kernels_for picks it)
 #endif
 
 }  // namespace quiver

@@ -82,6 +82,14 @@ TEST_CASE("kernels: every supported SIMD level matches the scalar reference") {
         k.dot_transposed(a.data(), ct.data(), d, count, ldc, got.data());
         ref.dot_transposed(a.data(), ct.data(), d, count, ldc, want.data());
         for (size_t j = 0; j < count; ++j) CHECK_NEAR(got[j], want[j], 1e-4 * d);
+        k.l2sqr_transposed(a.data(), ct.data(), d, count, ldc, got.data());
+        ref.l2sqr_transposed(a.data(), ct.data(), d, count, ldc, want.data());
+        for (size_t j = 0; j < count; ++j) {
+          CHECK_NEAR(got[j], want[j], 1e-4 * d);
+          float direct = 0;  // the reference against the definition
+          for (size_t i = 0; i < d; ++i) direct += (a[i] - ct[i * ldc + j]) * (a[i] - ct[i * ldc + j]);
+          CHECK_NEAR(want[j], direct, 1e-4 * d);
+        }
       }
     }
     for (size_t m : {1, 3, 4, 8, 13, 16, 32}) {
@@ -94,6 +102,38 @@ TEST_CASE("kernels: every supported SIMD level matches the scalar reference") {
       k.adc_scan_u8(codes.data(), n, m, lut.data(), got.data());
       ref.adc_scan_u8(codes.data(), n, m, lut.data(), want.data());
       for (size_t i = 0; i < n; ++i) CHECK_NEAR(got[i], want[i], 1e-4 * m);
+    }
+  }
+}
+
+TEST_CASE("kernels: uint8-table ADC sums are exact on every level, block minima included") {
+  const Kernels& ref = kScalarKernels;
+  CHECK(!ref.adc_sums_u8_fast);
+  // m multiples of 8 take the VBMI kernel's word tiles (one load for 8, gathers above), others its fallback;
+  // n covers partial, whole and several 64-code blocks.
+  for (size_t m : {1, 5, 8, 16, 24, 32, 64, 256}) {
+    for (size_t n : {1, 63, 64, 65, 200, 1024}) {
+      Rng rng(m * 1000 + n);
+      std::vector<uint8_t> codes(n * m), qlut(m * 256);
+      for (auto& c : codes) c = uint8_t(rng.below(256));
+      for (auto& v : qlut) v = uint8_t(rng.below(256));
+      qlut[255] = 255;
+      codes[0] = 255;  // the largest entry, so sums reach their top
+      const size_t blocks = (n + 63) / 64;
+      std::vector<uint16_t> want(n), want_min(blocks);
+      ref.adc_sums_u8(codes.data(), n, m, qlut.data(), want.data(), want_min.data());
+      for (size_t i = 0; i < n; i += 37) {
+        uint32_t direct = 0;
+        for (size_t s = 0; s < m; ++s) direct += qlut[s * 256 + codes[i * m + s]];
+        CHECK(want[i] == direct);
+      }
+      for (size_t b = 0; b < blocks; ++b)
+        CHECK(want_min[b] == *std::min_element(want.begin() + long(b * 64), want.begin() + long(std::min(n, b * 64 + 64))));
+      for (SimdLevel level : supported_simd_levels()) {
+        std::vector<uint16_t> got(n), got_min(blocks);
+        kernels_for(level).adc_sums_u8(codes.data(), n, m, qlut.data(), got.data(), got_min.data());
+        CHECK_MSG(got == want && got_min == want_min, simd_level_name(level) << " m=" << m << " n=" << n);
+      }
     }
   }
 }

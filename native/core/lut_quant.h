@@ -1,0 +1,69 @@
+// uint8 quantisation of ADC look-up tables, shared by the 4-bit fast-scan (16-entry tables) and the pruned 8-bit
+// scan (256-entry tables).
+//
+// m_count tables of ksub floats (smaller is better) become uint8 with one common scale s and a per-table
+// offset lo_m: q_m(j) = round((lut_m(j) − lo_m) · s), with s = top / (the widest table's range) and top = 255,
+// or 127 for the 4-bit fast-scan kernels (which add two looked-up bytes as a byte). A code's
+// uint8 sum Q therefore estimates its float score as Q / s + Σ_m lo_m within m_count / 2 steps, so
+// Q > bound(threshold) proves the float score is above the threshold: scans skip such codes and score the
+// others exactly, which keeps their results those of float ADC.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>  // SSE2: part of every x86-64
+#endif
+
+namespace quiver {
+
+class LutQuantization {
+ public:
+  // lut: m_count × ksub floats; q: m_count rows of q_stride ≥ ksub bytes (entries past ksub are left alone);
+  // every entry ends up in [0, top]. Runs once per query and table: SSE2 (every x86-64) does 4 entries a step.
+  void quantize(const float* lut, size_t m_count, size_t ksub, uint8_t* q, size_t q_stride, float top = 255);
+
+  // Largest uint8-table sum that may still score ≤ threshold: the rounding bound (m_count / 2 steps) plus one
+  // step for the float error of the scores themselves.
+  uint32_t bound(double threshold) const {
+    if (exact_only_ || !std::isfinite(threshold)) return std::numeric_limits<uint32_t>::max();
+    const double b = (threshold - bias_) * scale_ + 0.5 * double(m_) + 1.0;
+    if (b < 0) return 0;
+    return b > 1e9 ? std::numeric_limits<uint32_t>::max() : uint32_t(b);
+  }
+
+ private:
+  // Smallest and largest of row[0 … ksub).
+  static void row_range(const float* row, size_t ksub, float* lo, float* hi);
+
+  size_t m_ = 0;
+  bool exact_only_ = false;
+  double bias_ = 0;
+  float scale_ = 1;
+};
+
+// Bit j set when sums[j] ≤ limit, for j < count ≤ 64: the rows of a block that survive pruning, so callers
+// visit only those (typically a few of a block's 32 or 64) instead of testing every row. SSE2 (part of every
+// x86-64) tests 16 sums per step: sums ≤ cap exactly when the saturating difference sums − cap is 0.
+inline uint64_t rows_within(const uint16_t* sums, size_t count, uint32_t limit) {
+  const uint16_t cap = uint16_t(std::min<uint32_t>(limit, 0xFFFF));
+  uint64_t mask = 0;
+  size_t j = 0;
+#if defined(__SSE2__)
+  const __m128i caps = _mm_set1_epi16(short(cap)), zero = _mm_setzero_si128();
+  for (; j + 16 <= count; j += 16) {
+    const __m128i a = _mm_subs_epu16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + j)), caps);
+    const __m128i b = _mm_subs_epu16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + j + 8)), caps);
+    const __m128i within = _mm_packs_epi16(_mm_cmpeq_epi16(a, zero), _mm_cmpeq_epi16(b, zero));
+    mask |= uint64_t(uint32_t(_mm_movemask_epi8(within))) << j;
+  }
+#endif
+  for (; j < count; ++j) mask |= uint64_t(sums[j] <= cap) << j;
+  return mask;
+}
+
+}  // namespace quiver
