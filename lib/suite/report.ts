@@ -85,12 +85,23 @@ function ratioTable(ratios: SpeedRatio[]): string {
 function anchorSection(result: SuiteResult): string {
   const anchors = result.anchors;
   if (!anchors) return '';
-  const ours = (spec: string | undefined) =>
-    spec ? result.rows.find((r) => r.system === 'quiver' && r.spec === spec && Object.keys(r.params).length === 0) : undefined;
+  // The quiver row of the anchor's spec with the anchor's parameters (nprobe for IVF rows), and no others.
+  const ours = (a: AnchorRow) => {
+    const wanted = a.params ?? {};
+    return a.quiverSpec
+      ? result.rows.find(
+          (r) =>
+            r.system === 'quiver' &&
+            r.spec === a.quiverSpec &&
+            Object.keys(r.params).length === Object.keys(wanted).length &&
+            Object.entries(wanted).every(([key, value]) => (r.params as Record<string, unknown>)[key] === value),
+        )
+      : undefined;
+  };
   const faissHere = (spec: string | undefined) =>
     spec ? result.rows.find((r) => r.system === 'faiss' && r.spec === faissFactoryFor(spec)) : undefined;
   const rows = anchors.rows.map((a: AnchorRow) => {
-    const mine = ours(a.quiverSpec);
+    const mine = ours(a);
     const reference = faissHere(a.quiverSpec);
     const ratio = (x: number | null | undefined, y: number | null | undefined) => (x && y ? ratioText(x / y) : '—');
     return [
