@@ -257,7 +257,13 @@ void Index::finish_query(const float* query, std::vector<Candidate> found, size_
   if (params.refine > 1 && refine_.enabled()) {
     const RefineStore::Query prepared = refine_.prepare(query, metric);
     TopK exact(std::max<size_t>(std::min(k, found.size()), 1));
-    for (const Candidate& c : found) exact.push(refine_.distance(prepared, size_t(c.id)), c.id);
+    // Rows are fetched a few candidates ahead so that memory latency overlaps the distance arithmetic.
+    constexpr size_t kAhead = 4;
+    for (size_t i = 0; i < std::min(kAhead, found.size()); ++i) refine_.prefetch(size_t(found[i].id));
+    for (size_t i = 0; i < found.size(); ++i) {
+      if (i + kAhead < found.size()) refine_.prefetch(size_t(found[i + kAhead].id));
+      exact.push(refine_.distance(prepared, size_t(found[i].id)), found[i].id);
+    }
     found = exact.take_sorted();
   }
   const float pad = metric == Metric::L2 ? std::numeric_limits<float>::infinity()

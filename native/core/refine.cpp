@@ -238,6 +238,27 @@ float RefineStore::distance(const Query& q, size_t row) const {
   }
 }
 
+void RefineStore::prefetch(size_t row) const {
+  const uint8_t* at = nullptr;
+  size_t bytes = 0;
+  switch (storage_) {
+    case RefineStorage::Float32:
+      at = reinterpret_cast<const uint8_t*>(f32_.data() + row * dim_);
+      bytes = dim_ * sizeof(float);
+      break;
+    case RefineStorage::Float16:
+      at = reinterpret_cast<const uint8_t*>(f16_.data() + row * dim_);
+      bytes = dim_ * sizeof(uint16_t);
+      break;
+    case RefineStorage::Int8:
+      at = sq8_.data() + row * dim_;
+      bytes = dim_;
+      break;
+    default: return;
+  }
+  for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(at + offset);
+}
+
 void RefineStore::decode(size_t row, float* out) const {
   switch (storage_) {
     case RefineStorage::Float32: std::memcpy(out, f32_.data() + row * dim_, dim_ * sizeof(float)); break;

@@ -78,6 +78,9 @@ class RefineStore {
   };
   Query prepare(const float* query, Metric metric) const;
   float distance(const Query& q, size_t row) const;
+  // Hints the CPU to start loading a row that distance() will read soon (re-scoring visits rows in score
+  // order, i.e. at random: without it each row's first cache lines are a wait on memory).
+  void prefetch(size_t row) const;
   // The stored (decoded) vector of a row: dim floats.
   void decode(size_t row, float* out) const;
 
