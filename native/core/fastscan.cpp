@@ -50,6 +50,10 @@ void FastScanTable::set(const float* lut) {
   quant_.quantize(lut_.data(), m_, 16, qlut_.data(), 16, 127);
 }
 
+void FastScanTable::exact_block(const uint8_t* blocks, size_t block, float* out) const {
+  kernels().fastscan_exact_u4(blocks + block * pairs_ * kBlock, m_, lut_.data(), out);
+}
+
 float FastScanTable::exact(const uint8_t* blocks, size_t row) const {
   const uint8_t* bytes = blocks + (row / kBlock) * pairs_ * kBlock + row % kBlock;
   const float* table = lut_.data();
@@ -64,7 +68,6 @@ float FastScanTable::exact(const uint8_t* blocks, size_t row) const {
   return even + odd;
 }
 
-uint32_t FastScanTable::bound(double threshold) const { return quant_.bound(threshold); }
 
 FastScanIndex::FastScanIndex(size_t dim, Metric metric, size_t m, bool store_vectors)
     : Index(dim, metric), pq_(dim, m, 4) {
@@ -153,11 +156,15 @@ class FastScanScorer : public RowScorer {
         if (block_min[blk] > limit) continue;  // no row of this block can enter the top-k
         const size_t row0 = (first_block + blk) * kBlock;
         const size_t from = std::max(begin, row0), to = std::min(end, row0 + kBlock);
-        for (uint64_t rows = rows_within(sums + blk * kBlock + (from - row0), to - from, limit); rows;
-             rows &= rows - 1) {
+        uint64_t rows = rows_within(sums + blk * kBlock + (from - row0), to - from, limit);
+        // Several candidates: score the whole block at once (in-register look-ups), else row by row.
+        float block_scores[kBlock];
+        const bool whole_block = at_least_three_bits(rows);
+        if (whole_block) table_.exact_block(blocks_, first_block + blk, block_scores);
+        for (; rows; rows &= rows - 1) {
           const size_t row = from + size_t(__builtin_ctzll(rows));
           if (sums[row - first_block * kBlock] > limit || !filter.allows(row)) continue;
-          const float s = exact(row);
+          const float s = whole_block ? block_scores[row - row0] : exact(row);
           if (s <= out.threshold()) {
             out.push(s, int64_t(row));
             limit = bound(out.threshold());

@@ -50,8 +50,10 @@ class FastScanTable {
   float* lut() { return lut_.data(); }
   // Exact score of a row from the float table.
   float exact(const uint8_t* blocks, size_t row) const;
+  // Exact scores of the 32 rows of block `block` (out: 32 floats), bit for bit those of exact().
+  void exact_block(const uint8_t* blocks, size_t block, float* out) const;
   // Largest uint16 sum that may still score ≤ threshold (the sums' quantisation error included).
-  uint32_t bound(double threshold) const;
+  uint32_t bound(double threshold) const { return quant_.bound(threshold); }
   const uint8_t* qlut() const { return qlut_.data(); }
   size_t npairs() const { return pairs_; }
 

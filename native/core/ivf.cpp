@@ -424,14 +424,18 @@ void scan_fast_list(const IVFIndex::ListView& v, const FastScanTable& table, flo
     for (size_t b = 0; b < count; ++b) {
       if (block_min[b] > limit) continue;
       const size_t slot0 = (first + b) * kFastScanBlock, slot_end = std::min(v.count, slot0 + kFastScanBlock);
-      for (uint64_t slots = rows_within(sums + b * kFastScanBlock, slot_end - slot0, limit); slots;
-           slots &= slots - 1) {
+      uint64_t slots = rows_within(sums + b * kFastScanBlock, slot_end - slot0, limit);
+      // Several candidates: score the whole block at once (in-register look-ups), else slot by slot.
+      float block_scores[kFastScanBlock];
+      const bool whole_block = at_least_three_bits(slots);
+      if (whole_block) table.exact_block(v.codes, first + b, block_scores);
+      for (; slots; slots &= slots - 1) {
         const size_t slot = slot0 + size_t(__builtin_ctzll(slots));
         if (sums[slot - first * kFastScanBlock] > limit) continue;
         const uint32_t row = v.rows[slot];
         const int32_t g = row_group ? row_group[row] : 0;
         if (g < 0 || !filter.allows(row)) continue;
-        const float s = table.exact(v.codes, slot) + offset;
+        const float s = (whole_block ? block_scores[slot - slot0] : table.exact(v.codes, slot)) + offset;
         TopK& top = best[size_t(g)];
         if (s <= top.threshold()) {
           top.push(s, int64_t(row));

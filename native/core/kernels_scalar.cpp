@@ -54,6 +54,20 @@ void adc_scan_u8_scalar(const uint8_t* codes, size_t n, size_t m_count, const fl
   }
 }
 
+void fastscan_exact_u4_scalar(const uint8_t* block, size_t m_count, const float* lut, float* out) {
+  const size_t full_pairs = m_count / 2;
+  for (size_t j = 0; j < 32; ++j) {
+    float even = 0, odd = 0;
+    for (size_t p = 0; p < full_pairs; ++p) {
+      const uint8_t byte = block[p * 32 + j];
+      even += lut[32 * p + (byte & 15)];
+      odd += lut[32 * p + 16 + (byte >> 4)];
+    }
+    if (m_count % 2) even += lut[32 * full_pairs + (block[full_pairs * 32 + j] & 15)];
+    out[j] = even + odd;
+  }
+}
+
 void adc_sums_u8_scalar(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut, uint16_t* sums,
                         uint16_t* block_min) {
   for (size_t i = 0; i < n; ++i) {
@@ -119,7 +133,8 @@ float dot_sq8_scalar(const float* w, const uint8_t* c, size_t d) {
 
 const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_transposed_scalar,
                                 l2sqr_transposed_scalar,
-                                adc_scan_u8_scalar, fastscan_u4_scalar, adc_sums_u8_scalar,
+                                adc_scan_u8_scalar, fastscan_u4_scalar, fastscan_exact_u4_scalar,
+                                adc_sums_u8_scalar,
                                 false,              dot_transposed_batch_scalar,
                                 l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
                                 dot_sq8_scalar};

@@ -166,6 +166,35 @@ QV_AVX2 void adc_scan_u8_avx2(const uint8_t* codes, size_t n, size_t m_count, co
   }
 }
 
+// fastscan_exact_u4 where the level has no 16-float register permute (AVX2): the scalar reference.
+void fastscan_exact_u4_portable(const uint8_t* block, size_t m_count, const float* lut, float* out) {
+  kScalarKernels.fastscan_exact_u4(block, m_count, lut, out);
+}
+
+// A sub-quantizer's 16 float table entries fill one register: vpermps looks up 16 rows at once, so a block's
+// 32 exact scores cost 2·M permutes instead of 32·M scalar loads. Per row the additions are those of the
+// scalar reference (even and odd sub-quantizers apart, then added), so the bits are the same.
+QV_AVX512 void fastscan_exact_u4_avx512(const uint8_t* block, size_t m_count, const float* lut, float* out) {
+  const size_t full_pairs = m_count / 2;
+  const __m512i low_nibble = _mm512_set1_epi32(15);
+  for (size_t half = 0; half < 2; ++half) {
+    __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+    for (size_t p = 0; p < full_pairs; ++p) {
+      const __m512i bytes =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + p * 32 + half * 16)));
+      even = _mm512_add_ps(even, _mm512_permutexvar_ps(_mm512_and_si512(bytes, low_nibble), _mm512_loadu_ps(lut + 32 * p)));
+      odd = _mm512_add_ps(odd, _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), _mm512_loadu_ps(lut + 32 * p + 16)));
+    }
+    if (m_count % 2) {
+      const __m512i bytes = _mm512_cvtepu8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + full_pairs * 32 + half * 16)));
+      even = _mm512_add_ps(even,
+                           _mm512_permutexvar_ps(_mm512_and_si512(bytes, low_nibble), _mm512_loadu_ps(lut + 32 * full_pairs)));
+    }
+    _mm512_storeu_ps(out + 16 * half, _mm512_add_ps(even, odd));
+  }
+}
+
 // adc_sums_u8 where no 256-entry table fits in registers (and for the tails of the VBMI kernel): the scalar
 // reference. Callers do not prune with it (adc_sums_u8_fast is false there).
 void adc_sums_u8_portable(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut, uint16_t* sums,
@@ -691,7 +720,8 @@ QV_AVX2 float dot_sq8_avx2(const float* w, const uint8_t* c, size_t d) {
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
                               l2sqr_transposed_avx2,
-                              adc_scan_u8_avx2, fastscan_u4_avx2, adc_sums_u8_portable,
+                              adc_scan_u8_avx2, fastscan_u4_avx2, fastscan_exact_u4_portable,
+                              adc_sums_u8_portable,
                               false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
                               dot_sq8_avx2};
@@ -699,13 +729,15 @@ const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed
 // kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                 l2sqr_transposed_avx512,
-                                adc_scan_u8_avx2, fastscan_u4_avx512, adc_sums_u8_portable,
+                                adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
+                                adc_sums_u8_portable,
                                 false,            dot_transposed_batch_avx512,
                                 l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
                                 dot_sq8_avx2};
 const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                     l2sqr_transposed_avx512,
-                                    adc_scan_u8_avx2, fastscan_u4_avx512, adc_sums_u8_vbmi,
+                                    adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
+                                    adc_sums_u8_vbmi,
                                     true,             dot_transposed_batch_avx512,
                                     l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
                                     dot_sq8_avx2};

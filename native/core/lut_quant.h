@@ -46,6 +46,13 @@ class LutQuantization {
   float scale_ = 1;
 };
 
+// True when `bits` has three or more bits set (without a popcount call: x86-64's baseline has no popcnt).
+inline bool at_least_three_bits(uint64_t bits) {
+  bits &= bits - 1;
+  bits &= bits - 1;
+  return bits != 0;
+}
+
 // Bit j set when sums[j] ≤ limit, for j < count ≤ 64: the rows of a block that survive pruning, so callers
 // visit only those (typically a few of a block's 32 or 64) instead of testing every row. SSE2 (part of every
 // x86-64) tests 16 sums per step: sums ≤ cap exactly when the saturating difference sums − cap is 0.

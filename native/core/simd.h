@@ -36,6 +36,10 @@ struct Kernels {
   // pair's two looked-up bytes as bytes); out: nblocks × 32; block_min: nblocks.
   void (*fastscan_u4)(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
                       uint16_t* block_min);
+  // Exact float 4-bit ADC of one fast-scan block (layout in fastscan.h): out[j] = Σ_m lut[m·16 + c_m(j)] for its
+  // 32 rows, summed as FastScanTable::exact does (even sub-quantizers, odd ones, then their sum), so every level
+  // gives the same bits. lut: m_count × 16 floats; block: ⌈m_count/2⌉ × 32 bytes; out: 32 floats.
+  void (*fastscan_exact_u4)(const uint8_t* block, size_t m_count, const float* lut, float* out);
   // 8-bit ADC with uint8 tables, for pruning before exact scoring: sums[i] = Σ_m qlut[m·256 + codes[i·m_count + m]]
   // for i < n, exact in uint16 (callers keep m_count ≤ 256, so no sum exceeds 255·256), and block_min[b] = the
   // smallest of sums[64b … min(64b + 63, n − 1)]. codes: n × m_count bytes (row-major, as stored);
