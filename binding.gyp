@@ -10,6 +10,7 @@
         "native/core/index.cpp",
         "native/core/io.cpp",
         "native/core/ivf.cpp",
+        "native/core/kernels_neon.cpp",
         "native/core/kernels_scalar.cpp",
         "native/core/kernels_x86.cpp",
         "native/core/kmeans.cpp",

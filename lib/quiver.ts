@@ -628,7 +628,7 @@ export class Codec {
   }
 }
 
-/** The SIMD level the kernels run at ('scalar' | 'avx2' | 'avx512'); QUIVER_SIMD=… forces it at start-up. */
+/** The SIMD level the kernels run at ('scalar' | 'avx2' | 'avx512' on x86-64, 'neon' on Arm64); QUIVER_SIMD=… forces it at start-up. */
 export function simdLevel(): string {
   return native().getSimdLevel();
 }

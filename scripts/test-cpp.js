@@ -45,3 +45,30 @@ if (!sanitize && !process.env.QUIVER_SKIP_CUDA) {
     run(path.join(cudaDir, 'quiver_gpu_tests'), []);
   }
 }
+
+// The NEON kernels (native/core/kernels_neon.cpp) must compile and pass where an AArch64 cross compiler and
+// qemu-user exist (CI installs both): the core and its tests are cross-built into build/arm and the cases that
+// exercise the kernels run under qemu-aarch64, NEON being the level there (the whole suite is too slow emulated).
+const ARM_CASES = ['thread_pool', 'topk', 'kernels', 'simd', 'spec: parse', 'fastscan', 'pruned',
+  'refine: fp16 and int8 kernels', 'refine: half', 'ivf: '];
+function works(cmd) {
+  const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
+  return !r.error && r.status === 0;
+}
+if (!sanitize && !process.env.QUIVER_SKIP_ARM) {
+  const cxx = 'aarch64-linux-gnu-g++';
+  const qemu = 'qemu-aarch64';
+  if (!works(cxx) || !works(qemu)) {
+    console.log(`test:cpp: ${cxx} or ${qemu} not found, the NEON kernels were not built ` +
+      '(apt-get install g++-aarch64-linux-gnu qemu-user to build and test them)');
+  } else {
+    const armDir = path.join(root, 'build', 'arm');
+    run('cmake', ['-S', root, '-B', armDir, '-DCMAKE_BUILD_TYPE=Release', '-DCMAKE_SYSTEM_NAME=Linux',
+      '-DCMAKE_SYSTEM_PROCESSOR=aarch64', `-DCMAKE_CXX_COMPILER=${cxx}`, '-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc']);
+    run('cmake', ['--build', armDir, '--parallel', jobs, '--target', 'quiver_tests']);
+    for (const filter of ARM_CASES) {
+      console.log(`test:cpp: AArch64 (qemu) cases matching "${filter}"`);
+      run(qemu, ['-L', '/usr/aarch64-linux-gnu', path.join(armDir, 'quiver_tests'), filter]);
+    }
+  }
+}

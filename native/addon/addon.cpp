@@ -1076,7 +1076,7 @@ class QuiverAddon : public Napi::Addon<QuiverAddon> {
       const std::string name = read_string(info[0], "level");
       quiver::SimdLevel level;
       QV_CHECK(quiver::parse_simd_level(name.c_str(), &level), InvalidArgument,
-               "level: expected 'scalar', 'avx2' or 'avx512', got '" << name << "'");
+               "level: expected 'scalar', 'avx2', 'avx512' or 'neon', got '" << name << "'");
       quiver::set_simd_level(level);
       return info.Env().Undefined();
     });

@@ -13,6 +13,7 @@ const char* simd_level_name(SimdLevel level) {
     case SimdLevel::Scalar: return "scalar";
     case SimdLevel::AVX2: return "avx2";
     case SimdLevel::AVX512: return "avx512";
+    case SimdLevel::Neon: return "neon";
   }
   return "scalar";
 }
@@ -21,6 +22,7 @@ bool parse_simd_level(const char* name, SimdLevel* out) {
   if (std::strcmp(name, "scalar") == 0) *out = SimdLevel::Scalar;
   else if (std::strcmp(name, "avx2") == 0) *out = SimdLevel::AVX2;
   else if (std::strcmp(name, "avx512") == 0) *out = SimdLevel::AVX512;
+  else if (std::strcmp(name, "neon") == 0) *out = SimdLevel::Neon;
   else return false;
   return true;
 }
@@ -34,14 +36,17 @@ bool simd_level_supported(SimdLevel level) {
     case SimdLevel::AVX512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-    default: return false;
 #endif
+#ifdef QUIVER_HAVE_NEON_KERNELS
+    case SimdLevel::Neon: return true;
+#endif
+    default: return false;
   }
   return false;
 }
 
 SimdLevel best_supported_simd_level() {
+  if (simd_level_supported(SimdLevel::Neon)) return SimdLevel::Neon;
   if (simd_level_supported(SimdLevel::AVX512)) return SimdLevel::AVX512;
   if (simd_level_supported(SimdLevel::AVX2)) return SimdLevel::AVX2;
   return SimdLevel::Scalar;
@@ -49,7 +54,7 @@ SimdLevel best_supported_simd_level() {
 
 std::vector<SimdLevel> supported_simd_levels() {
   std::vector<SimdLevel> out;
-  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512})
+  for (SimdLevel l : {SimdLevel::Scalar, SimdLevel::AVX2, SimdLevel::AVX512, SimdLevel::Neon})
     if (simd_level_supported(l)) out.push_back(l);
   return out;
 }
@@ -61,6 +66,9 @@ const Kernels& kernels_for(SimdLevel level) {
 #ifdef QUIVER_HAVE_X86_KERNELS
     case SimdLevel::AVX2: return kAvx2Kernels;
     case SimdLevel::AVX512: return __builtin_cpu_supports("avx512vbmi") ? kAvx512VbmiKernels : kAvx512Kernels;
+#endif
+#ifdef QUIVER_HAVE_NEON_KERNELS
+    case SimdLevel::Neon: return kNeonKernels;
 #endif
     default: return kScalarKernels;
   }

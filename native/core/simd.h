@@ -1,8 +1,8 @@
 // Runtime-dispatched numeric kernels. Every kernel has a portable scalar reference; x86-64 builds add AVX2+FMA
 // and AVX-512 variants compiled with function-level target attributes (so one binary, built without -march,
-// runs everywhere and picks the best level the CPU has at start-up). The level can be forced with the
-// environment variable QUIVER_SIMD=scalar|avx2|avx512 or set_simd_level(); tests compare every level the
-// CPU supports against the scalar reference.
+// runs everywhere and picks the best level the CPU has at start-up); AArch64 builds add NEON. The level can be
+// forced with the environment variable QUIVER_SIMD=scalar|avx2|avx512|neon or set_simd_level(); tests compare
+// every level the CPU supports against the scalar reference.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,7 @@
 
 namespace quiver {
 
-enum class SimdLevel { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+enum class SimdLevel { Scalar = 0, AVX2 = 1, AVX512 = 2, Neon = 3 };
 
 const char* simd_level_name(SimdLevel level);
 bool parse_simd_level(const char* name, SimdLevel* out);
@@ -84,6 +84,10 @@ extern const Kernels kScalarKernels;
 extern const Kernels kAvx2Kernels;
 extern const Kernels kAvx512Kernels;
 extern const Kernels kAvx512VbmiKernels;  // the AVX-512 level on CPUs with AVX512_VBMI (kernels_for picks it)
+#endif
+#if defined(__aarch64__)
+#define QUIVER_HAVE_NEON_KERNELS 1
+extern const Kernels kNeonKernels;  // AArch64: NEON is part of the base ISA
 #endif
 
 }  // namespace quiver

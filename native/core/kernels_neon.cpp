@@ -1,0 +1,224 @@
+// NEON kernels for AArch64 (where NEON is part of the base ISA, so no runtime check is needed). The float kernels
+// keep several independent accumulators so the FMAs do not wait on each other; the 4-bit fast-scan kernel looks up
+// 16 codes per vqtbl1q_u8, as the x86 kernels do 32 or 64 per vpshufb. Kernels with no NEON gain (the uint8-table
+// 8-bit sums, the exact fast-scan block scores, the refine conversions) call the scalar reference.
+#include "simd.h"
+
+#ifdef QUIVER_HAVE_NEON_KERNELS
+
+#include <arm_neon.h>
+
+#include <cstring>
+
+namespace quiver {
+namespace {
+
+float l2sqr_neon(const float* a, const float* b, size_t d) {
+  float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0), acc2 = vdupq_n_f32(0), acc3 = vdupq_n_f32(0);
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const float32x4_t d0 = vsubq_f32(vld1q_f32(a + i), vld1q_f32(b + i));
+    const float32x4_t d1 = vsubq_f32(vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    const float32x4_t d2 = vsubq_f32(vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+    const float32x4_t d3 = vsubq_f32(vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    acc0 = vfmaq_f32(acc0, d0, d0);
+    acc1 = vfmaq_f32(acc1, d1, d1);
+    acc2 = vfmaq_f32(acc2, d2, d2);
+    acc3 = vfmaq_f32(acc3, d3, d3);
+  }
+  for (; i + 4 <= d; i += 4) {
+    const float32x4_t d0 = vsubq_f32(vld1q_f32(a + i), vld1q_f32(b + i));
+    acc0 = vfmaq_f32(acc0, d0, d0);
+  }
+  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+  for (; i < d; ++i) sum += (a[i] - b[i]) * (a[i] - b[i]);
+  return sum;
+}
+
+float dot_neon(const float* a, const float* b, size_t d) {
+  float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0), acc2 = vdupq_n_f32(0), acc3 = vdupq_n_f32(0);
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+    acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    acc2 = vfmaq_f32(acc2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+    acc3 = vfmaq_f32(acc3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+  }
+  for (; i + 4 <= d; i += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+  float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+  for (; i < d; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// Lanes over vectors: out[j] = Σ_i x[i]·ct[i·ldc + j] (kL2 false) or Σ_i (x[i] − ct[i·ldc + j])² (kL2 true);
+// 16 columns per pass (four accumulators), then 4, then one at a time.
+template <bool kL2>
+inline float32x4_t transposed_step_neon(float32x4_t xi, float32x4_t c, float32x4_t acc) {
+  if (kL2) {
+    const float32x4_t diff = vsubq_f32(xi, c);
+    return vfmaq_f32(acc, diff, diff);
+  }
+  return vfmaq_f32(acc, xi, c);
+}
+
+template <bool kL2>
+void transposed_neon(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0), a2 = vdupq_n_f32(0), a3 = vdupq_n_f32(0);
+    const float* col = ct + j;
+    for (size_t i = 0; i < d; ++i, col += ldc) {
+      const float32x4_t xi = vdupq_n_f32(x[i]);
+      a0 = transposed_step_neon<kL2>(xi, vld1q_f32(col), a0);
+      a1 = transposed_step_neon<kL2>(xi, vld1q_f32(col + 4), a1);
+      a2 = transposed_step_neon<kL2>(xi, vld1q_f32(col + 8), a2);
+      a3 = transposed_step_neon<kL2>(xi, vld1q_f32(col + 12), a3);
+    }
+    vst1q_f32(out + j, a0);
+    vst1q_f32(out + j + 4, a1);
+    vst1q_f32(out + j + 8, a2);
+    vst1q_f32(out + j + 12, a3);
+  }
+  for (; j + 4 <= k; j += 4) {
+    float32x4_t a0 = vdupq_n_f32(0);
+    const float* col = ct + j;
+    for (size_t i = 0; i < d; ++i, col += ldc) a0 = transposed_step_neon<kL2>(vdupq_n_f32(x[i]), vld1q_f32(col), a0);
+    vst1q_f32(out + j, a0);
+  }
+  for (; j < k; ++j) {
+    float sum = 0;
+    for (size_t i = 0; i < d; ++i) {
+      const float c = ct[i * ldc + j];
+      sum += kL2 ? (x[i] - c) * (x[i] - c) : x[i] * c;
+    }
+    out[j] = sum;
+  }
+}
+
+void dot_transposed_neon(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+  transposed_neon<false>(x, ct, d, k, ldc, out);
+}
+
+void l2sqr_transposed_neon(const float* x, const float* ct, size_t d, size_t k, size_t ldc, float* out) {
+  transposed_neon<true>(x, ct, d, k, ldc, out);
+}
+
+// One vector at a time through dot_transposed_neon: the batch contract asks for the same bits as single calls.
+void dot_transposed_batch_neon(const float* x, size_t nx, size_t ldx, const float* ct, size_t d, size_t k,
+                               size_t ldc, float* out, size_t ldo) {
+  for (size_t p = 0; p < nx; ++p) dot_transposed_neon(x + p * ldx, ct, d, k, ldc, out + p * ldo);
+}
+
+// 8-bit ADC: table look-ups have no vector form here either; 4 codes at a time with even and odd sub-quantizers
+// summed apart keep 8 independent additions in flight (the order of the x86 kernel, so a code's score does not
+// depend on its position in the batch).
+void adc_scan_u8_neon(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint8_t* c0 = codes + i * m_count;
+    const uint8_t* c1 = c0 + m_count;
+    const uint8_t* c2 = c1 + m_count;
+    const uint8_t* c3 = c2 + m_count;
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    const float* t = lut;
+    size_t m = 0;
+    for (; m + 2 <= m_count; m += 2, t += 512) {
+      a0 += t[c0[m]];
+      a1 += t[c1[m]];
+      a2 += t[c2[m]];
+      a3 += t[c3[m]];
+      b0 += t[256 + c0[m + 1]];
+      b1 += t[256 + c1[m + 1]];
+      b2 += t[256 + c2[m + 1]];
+      b3 += t[256 + c3[m + 1]];
+    }
+    if (m < m_count) {
+      a0 += t[c0[m]];
+      a1 += t[c1[m]];
+      a2 += t[c2[m]];
+      a3 += t[c3[m]];
+    }
+    out[i] = a0 + b0;
+    out[i + 1] = a1 + b1;
+    out[i + 2] = a2 + b2;
+    out[i + 3] = a3 + b3;
+  }
+  for (; i < n; ++i) {
+    const uint8_t* code = codes + i * m_count;
+    float a = 0, b = 0;
+    size_t m = 0;
+    for (; m + 2 <= m_count; m += 2) {
+      a += lut[m * 256 + code[m]];
+      b += lut[(m + 1) * 256 + code[m + 1]];
+    }
+    if (m < m_count) a += lut[m * 256 + code[m]];
+    out[i] = a + b;
+  }
+}
+
+// 4-bit fast-scan: per pair, the block's 32 bytes are two 16-byte vectors; vqtbl1q_u8 looks up each nibble in its
+// 16-entry table (NEON shifts bytes, so the high nibble needs no mask). Tables hold at most 127, so a pair's two
+// look-ups add as bytes; the sums widen into four uint16x8 accumulators (rows 0–7, 8–15, 16–23, 24–31).
+void fastscan_u4_neon(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
+                      uint16_t* block_min) {
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0F);
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* block = blocks + b * npairs * 32;
+    uint16x8_t acc0 = vdupq_n_u16(0), acc1 = vdupq_n_u16(0), acc2 = vdupq_n_u16(0), acc3 = vdupq_n_u16(0);
+    for (size_t p = 0; p < npairs; ++p) {
+      const uint8x16_t lo_table = vld1q_u8(lut + 32 * p), hi_table = vld1q_u8(lut + 32 * p + 16);
+      const uint8x16_t first = vld1q_u8(block + p * 32), second = vld1q_u8(block + p * 32 + 16);
+      const uint8x16_t pair_first = vaddq_u8(vqtbl1q_u8(lo_table, vandq_u8(first, low_nibbles)),
+                                             vqtbl1q_u8(hi_table, vshrq_n_u8(first, 4)));
+      const uint8x16_t pair_second = vaddq_u8(vqtbl1q_u8(lo_table, vandq_u8(second, low_nibbles)),
+                                              vqtbl1q_u8(hi_table, vshrq_n_u8(second, 4)));
+      acc0 = vaddw_u8(acc0, vget_low_u8(pair_first));
+      acc1 = vaddw_high_u8(acc1, pair_first);
+      acc2 = vaddw_u8(acc2, vget_low_u8(pair_second));
+      acc3 = vaddw_high_u8(acc3, pair_second);
+    }
+    uint16_t* sums = out + b * 32;
+    vst1q_u16(sums, acc0);
+    vst1q_u16(sums + 8, acc1);
+    vst1q_u16(sums + 16, acc2);
+    vst1q_u16(sums + 24, acc3);
+    block_min[b] = vminvq_u16(vminq_u16(vminq_u16(acc0, acc1), vminq_u16(acc2, acc3)));
+  }
+}
+
+void fastscan_exact_u4_reference(const uint8_t* block, size_t m_count, const float* lut, float* out) {
+  kScalarKernels.fastscan_exact_u4(block, m_count, lut, out);
+}
+
+void adc_sums_u8_reference(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut, uint16_t* sums,
+                           uint16_t* block_min) {
+  kScalarKernels.adc_sums_u8(codes, n, m_count, qlut, sums, block_min);
+}
+
+float l2sqr_f16_reference(const float* q, const uint16_t* v, size_t d) { return kScalarKernels.l2sqr_f16(q, v, d); }
+float dot_f16_reference(const float* q, const uint16_t* v, size_t d) { return kScalarKernels.dot_f16(q, v, d); }
+float l2sqr_sq8_reference(const float* a, const float* s, const uint8_t* c, size_t d) {
+  return kScalarKernels.l2sqr_sq8(a, s, c, d);
+}
+float dot_sq8_reference(const float* w, const uint8_t* c, size_t d) { return kScalarKernels.dot_sq8(w, c, d); }
+
+}  // namespace
+
+const Kernels kNeonKernels = {l2sqr_neon,
+                              dot_neon,
+                              dot_transposed_neon,
+                              l2sqr_transposed_neon,
+                              adc_scan_u8_neon,
+                              fastscan_u4_neon,
+                              fastscan_exact_u4_reference,
+                              adc_sums_u8_reference,
+                              false,
+                              dot_transposed_batch_neon,
+                              l2sqr_f16_reference,
+                              dot_f16_reference,
+                              l2sqr_sq8_reference,
+                              dot_sq8_reference};
+
+}  // namespace quiver
+
+#endif  // QUIVER_HAVE_NEON_KERNELS
