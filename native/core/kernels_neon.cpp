@@ -2,6 +2,7 @@
 // keep several independent accumulators so the FMAs do not wait on each other; the 4-bit fast-scan kernel looks up
 // 16 codes per vqtbl1q_u8, as the x86 kernels do 32 or 64 per vpshufb. Kernels with no NEON gain (the uint8-table
 // 8-bit sums, the exact fast-scan block scores, the refine conversions) call the scalar reference.
+#include "kernels_common.h"
 #include "simd.h"
 
 #ifdef QUIVER_HAVE_NEON_KERNELS
@@ -109,52 +110,6 @@ void dot_transposed_batch_neon(const float* x, size_t nx, size_t ldx, const floa
   for (size_t p = 0; p < nx; ++p) dot_transposed_neon(x + p * ldx, ct, d, k, ldc, out + p * ldo);
 }
 
-// 8-bit ADC: table look-ups have no vector form here either; 4 codes at a time with even and odd sub-quantizers
-// summed apart keep 8 independent additions in flight (the order of the x86 kernel, so a code's score does not
-// depend on its position in the batch).
-void adc_scan_u8_neon(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out) {
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const uint8_t* c0 = codes + i * m_count;
-    const uint8_t* c1 = c0 + m_count;
-    const uint8_t* c2 = c1 + m_count;
-    const uint8_t* c3 = c2 + m_count;
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-    const float* t = lut;
-    size_t m = 0;
-    for (; m + 2 <= m_count; m += 2, t += 512) {
-      a0 += t[c0[m]];
-      a1 += t[c1[m]];
-      a2 += t[c2[m]];
-      a3 += t[c3[m]];
-      b0 += t[256 + c0[m + 1]];
-      b1 += t[256 + c1[m + 1]];
-      b2 += t[256 + c2[m + 1]];
-      b3 += t[256 + c3[m + 1]];
-    }
-    if (m < m_count) {
-      a0 += t[c0[m]];
-      a1 += t[c1[m]];
-      a2 += t[c2[m]];
-      a3 += t[c3[m]];
-    }
-    out[i] = a0 + b0;
-    out[i + 1] = a1 + b1;
-    out[i + 2] = a2 + b2;
-    out[i + 3] = a3 + b3;
-  }
-  for (; i < n; ++i) {
-    const uint8_t* code = codes + i * m_count;
-    float a = 0, b = 0;
-    size_t m = 0;
-    for (; m + 2 <= m_count; m += 2) {
-      a += lut[m * 256 + code[m]];
-      b += lut[(m + 1) * 256 + code[m + 1]];
-    }
-    if (m < m_count) a += lut[m * 256 + code[m]];
-    out[i] = a + b;
-  }
-}
 
 // 4-bit fast-scan: per pair, the block's 32 bytes are two 16-byte vectors; vqtbl1q_u8 looks up each nibble in its
 // 16-entry table (NEON shifts bytes, so the high nibble needs no mask). Tables hold at most 127, so a pair's two
@@ -208,7 +163,7 @@ const Kernels kNeonKernels = {l2sqr_neon,
                               dot_neon,
                               dot_transposed_neon,
                               l2sqr_transposed_neon,
-                              adc_scan_u8_neon,
+                              adc_scan_u8_interleaved,
                               fastscan_u4_neon,
                               fastscan_exact_u4_reference,
                               adc_sums_u8_reference,

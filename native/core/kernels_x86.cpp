@@ -1,5 +1,6 @@
 // AVX2+FMA and AVX-512 kernels. Each function carries its own target attribute, so this file compiles with
 // the project's generic flags and is only ever called after simd.cpp has checked the CPU (runtime dispatch).
+#include "kernels_common.h"
 #include "simd.h"
 
 #ifdef QUIVER_HAVE_X86_KERNELS
@@ -117,53 +118,9 @@ QV_AVX2 void l2sqr_transposed_avx2(const float* x, const float* ct, size_t d, si
 }
 
 // 8-bit ADC is a chain of table look-ups; gathers do not speed them up on current x86 cores (they are
-// micro-coded), so this kernel keeps scalar loads but scores 4 codes at once with 8 independent partial sums:
-// the float additions no longer wait on each other and the load ports stay busy.
+// micro-coded): the interleaved scalar kernel of kernels_common.h, compiled for this level.
 QV_AVX2 void adc_scan_u8_avx2(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out) {
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const uint8_t* c0 = codes + i * m_count;
-    const uint8_t* c1 = c0 + m_count;
-    const uint8_t* c2 = c1 + m_count;
-    const uint8_t* c3 = c2 + m_count;
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-    const float* t = lut;
-    size_t m = 0;
-    for (; m + 2 <= m_count; m += 2, t += 512) {
-      a0 += t[c0[m]];
-      a1 += t[c1[m]];
-      a2 += t[c2[m]];
-      a3 += t[c3[m]];
-      b0 += t[256 + c0[m + 1]];
-      b1 += t[256 + c1[m + 1]];
-      b2 += t[256 + c2[m + 1]];
-      b3 += t[256 + c3[m + 1]];
-    }
-    if (m < m_count) {
-      a0 += t[c0[m]];
-      a1 += t[c1[m]];
-      a2 += t[c2[m]];
-      a3 += t[c3[m]];
-    }
-    out[i] = a0 + b0;
-    out[i + 1] = a1 + b1;
-    out[i + 2] = a2 + b2;
-    out[i + 3] = a3 + b3;
-  }
-  // The last n mod 4 codes are summed in the same order as above (even and odd sub-quantizers apart, then
-  // added), so a code's score does not depend on its position in the batch: an index merged from shards, or
-  // compacted by remove(), scores every code bit for bit as before.
-  for (; i < n; ++i) {
-    const uint8_t* code = codes + i * m_count;
-    float a = 0, b = 0;
-    size_t m = 0;
-    for (; m + 2 <= m_count; m += 2) {
-      a += lut[m * 256 + code[m]];
-      b += lut[(m + 1) * 256 + code[m + 1]];
-    }
-    if (m < m_count) a += lut[m * 256 + code[m]];
-    out[i] = a + b;
-  }
+  adc_scan_u8_interleaved(codes, n, m_count, lut, out);
 }
 
 // fastscan_exact_u4 where the level has no 16-float register permute (AVX2): the scalar reference.

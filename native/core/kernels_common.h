@@ -1,0 +1,60 @@
+// Kernel code shared by several SIMD levels' files (kernels_x86.cpp, kernels_neon.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace quiver {
+
+// 8-bit ADC, out[i] = Σ_m lut[m·256 + codes[i·m_count + m]]: table look-ups have no fast vector form on x86
+// (gathers are micro-coded) nor on NEON, so this scores 4 codes at once with 8 independent partial sums (even and
+// odd sub-quantizers apart): the float additions no longer wait on each other and the load ports stay busy. Every
+// level that uses it gives the same bits, which the pruned scans rely on when they re-score single codes.
+inline void adc_scan_u8_interleaved(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint8_t* c0 = codes + i * m_count;
+    const uint8_t* c1 = c0 + m_count;
+    const uint8_t* c2 = c1 + m_count;
+    const uint8_t* c3 = c2 + m_count;
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    const float* t = lut;
+    size_t m = 0;
+    for (; m + 2 <= m_count; m += 2, t += 512) {
+      a0 += t[c0[m]];
+      a1 += t[c1[m]];
+      a2 += t[c2[m]];
+      a3 += t[c3[m]];
+      b0 += t[256 + c0[m + 1]];
+      b1 += t[256 + c1[m + 1]];
+      b2 += t[256 + c2[m + 1]];
+      b3 += t[256 + c3[m + 1]];
+    }
+    if (m < m_count) {
+      a0 += t[c0[m]];
+      a1 += t[c1[m]];
+      a2 += t[c2[m]];
+      a3 += t[c3[m]];
+    }
+    out[i] = a0 + b0;
+    out[i + 1] = a1 + b1;
+    out[i + 2] = a2 + b2;
+    out[i + 3] = a3 + b3;
+  }
+  // The last n mod 4 codes are summed in the same order as above (even and odd sub-quantizers apart, then
+  // added), so a code's score does not depend on its position in the batch: an index merged from shards, or
+  // compacted by remove(), scores every code bit for bit as before.
+  for (; i < n; ++i) {
+    const uint8_t* code = codes + i * m_count;
+    float a = 0, b = 0;
+    size_t m = 0;
+    for (; m + 2 <= m_count; m += 2) {
+      a += lut[m * 256 + code[m]];
+      b += lut[(m + 1) * 256 + code[m + 1]];
+    }
+    if (m < m_count) a += lut[m * 256 + code[m]];
+    out[i] = a + b;
+  }
+}
+
+}  // namespace quiver
