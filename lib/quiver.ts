@@ -231,13 +231,17 @@ export function checkCategories(value: unknown, name: string, expectedLength?: n
   return out;
 }
 
-/** A BigInt64Array as is, or an array of bigint ids copied into one. */
-function toIdArray(value: unknown, name: string): BigInt64Array {
+/**
+ * A BigInt64Array as is, or an array of bigint ids copied into one; ids outside the signed 64-bit range are a
+ * RangeError (a BigInt64Array would silently wrap them). Shared with the NATS client (options.filter there).
+ */
+export function toIdArray(value: unknown, name: string): BigInt64Array {
   if (value instanceof BigInt64Array) return value;
   if (Array.isArray(value)) {
     const out = new BigInt64Array(value.length);
     value.forEach((id, i) => {
       if (typeof id !== 'bigint') throw new TypeError(`${name}: expected bigint ids, got ${describe(id)} at ${i}`);
+      if (id < -(1n << 63n) || id >= 1n << 63n) throw new RangeError(`${name}: id ${id} at ${i} is not a 64-bit signed integer`);
       out[i] = id;
     });
     return out;

@@ -142,6 +142,8 @@ t.test('filters: allow-list, categories and perCategory equal brute force over t
   t.throws(() => index.searchSync(queries, k, { perCategory: true }), /perCategory: needs a non-empty options.categories/);
   t.throws(() => index.searchSync(queries, k, { categories: [-1] }), /options.categories: expected integers from 0/);
   t.throws(() => index.searchSync(queries, k, { filter: [1] as never }), /options.filter: expected bigint ids/);
+  t.throws(() => index.searchSync(queries, k, { filter: [1n << 63n] }), { name: 'RangeError', message: /^options.filter: id .* at 0 is not a 64-bit signed integer/ });
+  t.throws(() => index.removeSync([-(1n << 63n) - 1n]), { name: 'RangeError', message: /^ids: id .* at 0 is not a 64-bit signed integer/ });
   t.throws(() => index.addSync(base.subarray(0, dim), null, { categories: [1, 2] }), /options.categories: expected 1 categories/);
 });
 

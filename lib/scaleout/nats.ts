@@ -16,7 +16,7 @@
 //
 // Messages are binary (lib/scaleout/wire.ts); batches larger than the server's max_payload are split.
 import { loadOptional } from '../pipeline/optional';
-import { checkCategories, Index, type Metric } from '../quiver';
+import { checkCategories, Index, toIdArray, type Metric } from '../quiver';
 import { describe, expectInteger, expectOptions, expectString, expectVectors, optionalInteger } from '../validate';
 import { HEADER_BYTES, decodeRequest, decodeResponse, encodeErrorResponse, encodeRequest, encodeResponse, requestOverhead, type SearchResponse } from './wire';
 
@@ -115,21 +115,6 @@ function checkSubject(value: unknown, name: string): string {
     throw new RangeError(`${name}: expected dot-separated tokens of letters, digits, '_' or '-', got ${describe(s)}`);
   }
   return s;
-}
-
-/** options.filter as Index.search takes it: a BigInt64Array, or an array of bigints copied into one. */
-function checkFilter(value: unknown, name: string): BigInt64Array {
-  if (value instanceof BigInt64Array) return value;
-  if (Array.isArray(value)) {
-    const out = new BigInt64Array(value.length);
-    value.forEach((id, i) => {
-      if (typeof id !== 'bigint') throw new TypeError(`${name}: expected bigint ids, got ${describe(id)} at ${i}`);
-      if (id < -(1n << 63n) || id >= 1n << 63n) throw new RangeError(`${name}: id ${id} at ${i} is not a 64-bit signed integer`);
-      out[i] = id;
-    });
-    return out;
-  }
-  throw new TypeError(`${name}: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
 }
 
 function natsCode(error: unknown): string | undefined {
@@ -272,7 +257,7 @@ export class ShardedSearchClient {
     const o = expectOptions<ShardedSearchOptions>(options, 'options', ['nprobe', 'refine', 'filter', 'categories', 'deadlineMs']);
     const nprobe = optionalInteger(o.nprobe, 'options.nprobe', 1, 1 << 20) ?? 0;
     const refine = optionalInteger(o.refine, 'options.refine', 1, 1 << 16) ?? 1;
-    const filter = o.filter === undefined ? undefined : checkFilter(o.filter, 'options.filter');
+    const filter = o.filter === undefined ? undefined : toIdArray(o.filter, 'options.filter');
     const categories = o.categories === undefined ? undefined : checkCategories(o.categories, 'options.categories');
     const deadline = Date.now() + (optionalInteger(o.deadlineMs, 'options.deadlineMs', 1, 3_600_000) ?? this.#deadlineMs);
 
