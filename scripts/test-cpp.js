@@ -26,12 +26,14 @@ run('ctest', ['--test-dir', buildDir, '--output-on-failure']);
 
 // The CUDA kernels (native/cuda) must at least compile wherever nvcc exists, so that they cannot rot on
 // machines without a GPU; their test binary then runs every GPU case, or says it has no GPU and skips them.
+// True when `cmd --version` runs and succeeds (how the optional toolchains below are detected).
+function works(cmd) {
+  const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
+  return !r.error && r.status === 0;
+}
+
 function findNvcc() {
-  for (const candidate of ['nvcc', '/usr/local/cuda/bin/nvcc']) {
-    const r = spawnSync(candidate, ['--version'], { encoding: 'utf8' });
-    if (!r.error && r.status === 0) return candidate;
-  }
-  return null;
+  return ['nvcc', '/usr/local/cuda/bin/nvcc'].find(works) ?? null;
 }
 if (!sanitize && !process.env.QUIVER_SKIP_CUDA) {
   const nvcc = findNvcc();
@@ -51,10 +53,6 @@ if (!sanitize && !process.env.QUIVER_SKIP_CUDA) {
 // exercise the kernels run under qemu-aarch64, NEON being the level there (the whole suite is too slow emulated).
 const ARM_CASES = ['thread_pool', 'topk', 'kernels', 'simd', 'spec: parse', 'fastscan', 'pruned',
   'refine: fp16 and int8 kernels', 'refine: half', 'ivf: '];
-function works(cmd) {
-  const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
-  return !r.error && r.status === 0;
-}
 if (!sanitize && !process.env.QUIVER_SKIP_ARM) {
   const cxx = 'aarch64-linux-gnu-g++';
   const qemu = 'qemu-aarch64';

@@ -467,10 +467,7 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
       nq, group,
       [&](size_t begin, size_t end) {
         std::vector<float> coarse_group((end - begin) * nlist_), residual(d), rotated_query(d), scores(kScanBlock);
-        if (end - begin == 1)
-          coarse_->scores(queries + begin * d, coarse_group.data());
-        else
-          coarse_->scores_batch(queries + begin * d, end - begin, d, coarse_group.data(), nlist_);
+        coarse_->scores_batch(queries + begin * d, end - begin, d, coarse_group.data(), nlist_);
         std::vector<std::pair<float, uint32_t>> probes(nlist_);
         std::vector<float> query_table(table_size), list_table(table_size);
         std::unique_ptr<FastScanTable> fs_table;

@@ -11,11 +11,12 @@ void LutQuantization::quantize(const float* lut, size_t m_count, size_t ksub, ui
   m_ = m_count;
   bias_ = 0;
   float widest = 0;
+  lows_.resize(m_count);
   for (size_t m = 0; m < m_count; ++m) {
-    float lo, hi;
-    row_range(lut + m * ksub, ksub, &lo, &hi);
-    bias_ += lo;
-    widest = std::max(widest, hi - lo);
+    float hi;
+    row_range(lut + m * ksub, ksub, &lows_[m], &hi);
+    bias_ += lows_[m];
+    widest = std::max(widest, hi - lows_[m]);
   }
   // A non-finite entry (a query far outside float range) leaves nothing to bound with: prune nothing.
   exact_only_ = !std::isfinite(widest) || !std::isfinite(bias_);
@@ -26,8 +27,7 @@ void LutQuantization::quantize(const float* lut, size_t m_count, size_t ksub, ui
   }
   for (size_t m = 0; m < m_count; ++m) {
     const float* row = lut + m * ksub;
-    float lo, hi;
-    row_range(row, ksub, &lo, &hi);
+    const float lo = lows_[m];
     uint8_t* out = q + m * q_stride;
     // (row − lo)·scale ∈ [0, top]: adding ½ and truncating rounds to nearest (error ≤ ½ step, as the bound
     // assumes) without std::nearbyint's call, which dominated the table set-up of small IVF lists.

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>  // SSE2: part of every x86-64
@@ -40,6 +41,7 @@ class LutQuantization {
   // Smallest and largest of row[0 … ksub).
   static void row_range(const float* row, size_t ksub, float* lo, float* hi);
 
+  std::vector<float> lows_;  // lo_m of each table, from the range pass (capacity kept across calls)
   size_t m_ = 0;
   bool exact_only_ = false;
   double bias_ = 0;

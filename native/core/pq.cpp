@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-
 #include <mutex>
 
 #include "bitpack.h"
