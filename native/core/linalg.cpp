@@ -71,6 +71,13 @@ void matvec(size_t d_out, size_t d_in, const float* m, const float* x, float* y)
   for (size_t i = 0; i < d_out; ++i) y[i] = kern.dot(m + i * d_in, x, d_in);
 }
 
+void matvec_many(size_t d_out, size_t d_in, const float* m, size_t count, const float* x, size_t ldx, float* y,
+                 size_t ldy) {
+  const Kernels& kern = kernels();
+  for (size_t i = 0; i < d_out; ++i)
+    for (size_t p = 0; p < count; ++p) y[p * ldy + i] = kern.dot(m + i * d_in, x + p * ldx, d_in);
+}
+
 void matvec_transposed(size_t d_out, size_t d_in, const float* m, const float* x, float* y) {
   // (Mᵀ x)_j = Σ_i x_i M_ij: exactly the transposed-layout product of the kernels, with M as the table.
   kernels().dot_transposed(x, m, d_out, d_in, d_in, y);

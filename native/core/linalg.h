@@ -29,6 +29,11 @@ void transform_rows(size_t n, size_t d_in, size_t d_out, const float* m, const f
 
 // y (d_out) = M (d_out × d_in) · x (d_in).
 void matvec(size_t d_out, size_t d_in, const float* m, const float* x, float* y);
+// matvec for `count` vectors (x: count rows of d_in floats at stride ldx; y: count rows of d_out at stride ldy),
+// bit-identical to a matvec per vector. Row by row of M across the vectors, so each row is read once while it
+// is in L1 rather than M streaming from L2 once per vector.
+void matvec_many(size_t d_out, size_t d_in, const float* m, size_t count, const float* x, size_t ldx, float* y,
+                 size_t ldy);
 // y (d_in) = Mᵀ · x for M: d_out × d_in, x: d_out floats (rotating back with an orthogonal M).
 void matvec_transposed(size_t d_out, size_t d_in, const float* m, const float* x, float* y);
 

@@ -479,6 +479,115 @@ double ResidualQuantizer::refit(size_t n, const float* x, uint32_t* codes, size_
   return mse;
 }
 
+namespace {
+
+// Four floats in a register: GCC's and Clang's vector extension, which compiles to SSE on x86-64 and NEON on
+// AArch64 without a kernel per SIMD level. (a < b ? a : b on it is one min instruction.)
+typedef float Float4 __attribute__((vector_size(16)));
+
+Float4 load4(const float* p) {
+  Float4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+}  // namespace
+
+// The scan's chain of k dependent compares costs as much as a stage's dot products at d = 128. Here four
+// registers of running minima find the value, then a pass over groups of sixteen finds the first group, and in
+// it the first index, that holds it: the scan's choice, NaNs skipped alike.
+size_t first_minimum(float base, const float* scores, size_t k) {
+  const float first = base + scores[0];
+  const Float4 bias = {base, base, base, base};
+  Float4 m0 = {first, first, first, first}, m1 = m0, m2 = m0, m3 = m0;
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    const Float4 v0 = bias + load4(scores + j), v1 = bias + load4(scores + j + 4),
+                 v2 = bias + load4(scores + j + 8), v3 = bias + load4(scores + j + 12);
+    m0 = v0 < m0 ? v0 : m0;
+    m1 = v1 < m1 ? v1 : m1;
+    m2 = v2 < m2 ? v2 : m2;
+    m3 = v3 < m3 ? v3 : m3;
+  }
+  m0 = m1 < m0 ? m1 : m0;
+  m2 = m3 < m2 ? m3 : m2;
+  m0 = m2 < m0 ? m2 : m0;
+  float minimum = first;
+  for (int i = 0; i < 4; ++i) minimum = m0[i] < minimum ? m0[i] : minimum;
+  for (; j < k; ++j) {
+    const float value = base + scores[j];
+    minimum = value < minimum ? value : minimum;
+  }
+  const Float4 target = {minimum, minimum, minimum, minimum};
+  for (j = 0; j + 16 <= k; j += 16) {
+    const auto hits = (bias + load4(scores + j) == target) | (bias + load4(scores + j + 4) == target) |
+                      (bias + load4(scores + j + 8) == target) | (bias + load4(scores + j + 12) == target);
+    if (hits[0] | hits[1] | hits[2] | hits[3]) break;
+  }
+  for (; j < k; ++j)
+    if (base + scores[j] == minimum) return j;
+  return 0;  // minimum is NaN: base + scores[0] was
+}
+
+struct ResidualQuantizer::EncodeScratch {
+  explicit EncodeScratch(const ResidualQuantizer& rq)
+      : searchers(rq.options_.beam == 1 ? 0 : kEncodeBlock, RQBeamSearch(rq)) {
+    const size_t B = kEncodeBlock, L = rq.stages_, K = rq.ksub_;
+    if (rq.options_.beam == 1) {
+      scores.resize(B * K);
+      sq_errors.resize(B);
+    } else {
+      dots.resize(B * L * K);
+    }
+  }
+  std::vector<RQBeamSearch> searchers;  // beam route
+  std::vector<float> dots;              // beam route with cross tables: ⟨x, c_lj⟩ per row
+  std::vector<float> scores, sq_errors; // greedy route
+};
+
+void ResidualQuantizer::greedy_block(size_t count, float* residuals, float* sq_errors, uint32_t* codes, size_t first,
+                                     size_t last, float* scores) const {
+  const size_t d = dim(), K = ksub_, L = stages_;
+  for (size_t l = first; l < last; ++l) {
+    tables_[l].scores_batch(residuals, count, d, scores, K);
+    const float* book = codebook(l);
+    for (size_t v = 0; v < count; ++v) {
+      // RQBeamSearch::select's greedy argmin, term for term: the distance is ‖r‖² + score in float, and the
+      // first of equal minima wins.
+      const float base = sq_errors[v];
+      const size_t best = first_minimum(base, scores + v * K, K);
+      sq_errors[v] = base + scores[v * K + best];
+      codes[v * L + l] = uint32_t(best);
+      // The chosen rows of the codebook (not the transposed table the scores came from) are seldom in L1 or
+      // even L2 once a block cycles through many stages: request them all before the subtractions below.
+      const char* word = reinterpret_cast<const char*>(book + best * d);
+      for (size_t byte = 0; byte < d * sizeof(float); byte += 64) __builtin_prefetch(word + byte);
+    }
+    for (size_t v = 0; v < count; ++v) {
+      float* r = residuals + v * d;
+      const float* word = book + size_t(codes[v * L + l]) * d;
+      for (size_t t = 0; t < d; ++t) r[t] -= word[t];
+    }
+  }
+}
+
+void ResidualQuantizer::encode_block(const float* x, size_t count, EncodeScratch& s, uint32_t* codes,
+                                     float* residuals) const {
+  const size_t d = dim(), L = stages_;
+  if (options_.beam == 1) {
+    const Kernels& kern = kernels();
+    std::memcpy(residuals, x, count * d * sizeof(float));
+    for (size_t v = 0; v < count; ++v) s.sq_errors[v] = kern.dot(x + v * d, x + v * d, d);  // as start() does
+    greedy_block(count, residuals, s.sq_errors.data(), codes, 0, L, s.scores.data());
+    return;
+  }
+  search_block(x, count, s.searchers.data(), s.dots.data());
+  for (size_t v = 0; v < count; ++v) {
+    std::memcpy(codes + v * L, s.searchers[v].path(0), L * sizeof(uint32_t));
+    std::memcpy(residuals + v * d, s.searchers[v].residual(0), d * sizeof(float));
+  }
+}
+
 void ResidualQuantizer::encode_stages(size_t n, const float* x, uint32_t* codes, float* sq_errors,
                                       int threads) const {
   const size_t d = dim(), L = stages_;
@@ -486,18 +595,16 @@ void ResidualQuantizer::encode_stages(size_t n, const float* x, uint32_t* codes,
   default_pool().parallel_for(
       n, 4 * kEncodeBlock,
       [&](size_t begin, size_t end) {
-        std::vector<RQBeamSearch> searchers(kEncodeBlock, RQBeamSearch(*this));
-        std::vector<float> dots(kEncodeBlock * L * ksub_);
+        EncodeScratch scratch(*this);
+        std::vector<float> residuals(kEncodeBlock * d);
         for (size_t b = begin; b < end; b += kEncodeBlock) {
           const size_t count = std::min(kEncodeBlock, end - b);
-          search_block(x + b * d, count, searchers.data(), dots.data());
-          for (size_t v = 0; v < count; ++v) {
-            std::memcpy(codes + (b + v) * L, searchers[v].path(0), L * sizeof(uint32_t));
-            if (sq_errors) {
-              const float* r = searchers[v].residual(0);
+          encode_block(x + b * d, count, scratch, codes + b * L, residuals.data());
+          if (sq_errors)
+            for (size_t v = 0; v < count; ++v) {
+              const float* r = &residuals[v * d];
               sq_errors[b + v] = kern.dot(r, r, d);
             }
-          }
         }
       },
       effective_threads(threads));
@@ -544,17 +651,18 @@ void ResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes, int thr
   default_pool().parallel_for(
       n, 4 * kEncodeBlock,
       [&](size_t begin, size_t end) {
-        std::vector<RQBeamSearch> searchers(kEncodeBlock, RQBeamSearch(*this));
-        std::vector<float> dots(kEncodeBlock * L * ksub_), x_hat(d);
+        EncodeScratch scratch(*this);
+        std::vector<uint32_t> stage_codes(kEncodeBlock * L);
+        std::vector<float> residuals(kEncodeBlock * d), x_hat(d);
         for (size_t b = begin; b < end; b += kEncodeBlock) {
           const size_t count = std::min(kEncodeBlock, end - b);
-          search_block(x + b * d, count, searchers.data(), dots.data());
+          encode_block(x + b * d, count, scratch, stage_codes.data(), residuals.data());
           for (size_t v = 0; v < count; ++v) {
             // x̂ = x − (final residual): no need to sum the codewords again.
             const float* xi = x + (b + v) * d;
-            const float* r = searchers[v].residual(0);
+            const float* r = &residuals[v * d];
             for (size_t t = 0; t < d; ++t) x_hat[t] = xi[t] - r[t];
-            pack(searchers[v].path(0), kern.dot(x_hat.data(), x_hat.data(), d), codes + (b + v) * cs);
+            pack(&stage_codes[v * L], kern.dot(x_hat.data(), x_hat.data(), d), codes + (b + v) * cs);
           }
         }
       },

@@ -161,6 +161,15 @@ class ResidualQuantizer : public Quantizer {
   // encode(): 16 vectors × 128 KB codebooks keep every stage's table in L2 while the block passes over it.
   void search_block(const float* x, size_t count, RQBeamSearch* searchers, float* dots) const;
   static constexpr size_t kEncodeBlock = 16;
+  // Greedy (beam 1) encoding of a block of `count` vectors through stages [first, last): residuals
+  // (count × dim) are updated in place, sq_errors (count) carry the running squared error as RQBeamSearch's
+  // distances do, and codes (count rows of `stages` values) get stage l's codeword in column l. One
+  // scores_batch per stage serves the whole block (scores: count × K floats of scratch), so a stage's codebook
+  // streams from L2 once per block and each pass feeds several vectors' accumulators, where a searcher per
+  // vector streams it once per vector. The choices and values are RQBeamSearch's with width 1 (the first of
+  // equal minima of ‖r‖² + score), so both routes give the same codes.
+  void greedy_block(size_t count, float* residuals, float* sq_errors, uint32_t* codes, size_t first, size_t last,
+                    float* scores) const;
   bool uses_cross_tables() const { return !cross_.empty() && options_.beam > 1; }
   // x̂ = Σ_l c_{l, codes[l]} (dim floats).
   void reconstruct(const uint32_t* codes, float* out) const;
@@ -171,6 +180,10 @@ class ResidualQuantizer : public Quantizer {
   void unpack(const uint8_t* code, uint32_t* stage_codes) const;
 
  private:
+  // Per-thread buffers of encode() and encode_stages() (either route), and the one-block encoder they share:
+  // stage codes (count × stages) and final residuals (count × dim) of count ≤ kEncodeBlock rows of x.
+  struct EncodeScratch;
+  void encode_block(const float* x, size_t count, EncodeScratch& s, uint32_t* codes, float* residuals) const;
   void build_tables();
   void build_cross_tables();
   void fit_norm_range(size_t n, const float* x_hat_norms);
@@ -183,6 +196,11 @@ class ResidualQuantizer : public Quantizer {
   std::vector<float> cross_;  // L(L−1)/2 blocks of K × K floats, see cross_table()
   bool trained_ = false;
 };
+
+// The index a sequential scan with strict < picks as the minimum of base + scores[j] over j < k (k ≥ 1): the
+// first of equal minima, and 0 when base + scores[0] is NaN. Greedy encoders use it for their argmin; it is the
+// choice RQBeamSearch makes with width 1, found with SIMD (rq.cpp).
+size_t first_minimum(float base, const float* scores, size_t k);
 
 // Parses a norm option value: "f32" or "u8" (throws InvalidArgument otherwise).
 NormStorage parse_norm_storage(const std::string& value);

@@ -57,15 +57,15 @@ std::string format_number(double value) {
 
 struct TransformedResidualQuantizer::Scratch {
   explicit Scratch(const TransformedResidualQuantizer& q)
-      : first_scores(q.k1_), order(q.k1_), candidates(q.options_.beam), tags(q.options_.beam),
-        ys(q.options_.beam * q.dim()), norms(q.options_.beam), residual(q.dim()) {
+      : first_scores(ResidualQuantizer::kEncodeBlock * q.k1_), order(q.k1_), candidates(q.options_.beam),
+        tags(q.options_.beam), ys(q.options_.beam * q.dim()), norms(q.options_.beam), residual(q.dim()) {
     if (q.fine_rq_) search = std::make_unique<RQBeamSearch>(*q.fine_rq_);
     if (q.fine_pq_) {
       sub_scores.resize(q.fine_pq_->ksub());
       pq_codes.resize(q.fine_pq_->m());
     }
   }
-  std::vector<float> first_scores;
+  std::vector<float> first_scores;  // kEncodeBlock rows × K1: first-level scores of a group of rows
   std::vector<uint32_t> order, candidates, tags;
   std::vector<float> ys, norms, residual, sub_scores;
   std::vector<uint32_t> pq_codes;
@@ -138,20 +138,16 @@ std::string TransformedResidualQuantizer::spec() const {
 
 // ----------------------------------------------------------------------------------------------- encoding
 
-void TransformedResidualQuantizer::select_candidates(const float* x, Scratch& s, uint32_t* candidates) const {
+void TransformedResidualQuantizer::select_candidates(const float* scores, Scratch& s, uint32_t* candidates) const {
   // The `beam` nearest first-level centroids, nearest first (ties to the lower id).
-  first_table_->scores(x, s.first_scores.data());
   const size_t count = std::min(options_.beam, k1_);
   if (count == 1) {
-    size_t best = 0;
-    for (size_t k = 1; k < k1_; ++k)
-      if (s.first_scores[k] < s.first_scores[best]) best = k;
-    candidates[0] = uint32_t(best);
+    candidates[0] = uint32_t(first_minimum(0.0f, scores, k1_));
     return;
   }
   std::iota(s.order.begin(), s.order.end(), 0u);
   std::partial_sort(s.order.begin(), s.order.begin() + count, s.order.end(), [&](uint32_t a, uint32_t b) {
-    return s.first_scores[a] < s.first_scores[b] || (s.first_scores[a] == s.first_scores[b] && a < b);
+    return scores[a] < scores[b] || (scores[a] == scores[b] && a < b);
   });
   std::copy(s.order.begin(), s.order.begin() + count, candidates);
 }
@@ -163,12 +159,27 @@ void TransformedResidualQuantizer::encode_range(
   Scratch s(*this);
   std::vector<uint32_t> candidates(rows * count), order(rows), fine_codes(fine_count_);
   std::vector<float> y_hat(d);
-  for (size_t t = 0; t < rows; ++t) select_candidates(x + (begin + t) * d, s, &candidates[t * count]);
+  // First-level scores for a group of rows from one pass over the centroid table (as with the fine stages,
+  // a pass per row would stream the whole table from L2 for one row).
+  constexpr size_t kGroup = ResidualQuantizer::kEncodeBlock;
+  for (size_t g = 0; g < rows; g += kGroup) {
+    const size_t group = std::min(kGroup, rows - g);
+    first_table_->scores_batch(x + (begin + g) * d, group, d, s.first_scores.data(), k1_);
+    for (size_t t = 0; t < group; ++t)
+      select_candidates(&s.first_scores[t * k1_], s, &candidates[(g + t) * count]);
+  }
   // Visit the rows grouped by their nearest first-level cluster: a transform (d² floats, 64 KiB at d = 128)
   // then comes from memory once per group instead of once per vector, which otherwise dominates encoding.
   std::iota(order.begin(), order.end(), 0u);
   std::stable_sort(order.begin(), order.end(),
                    [&](uint32_t a, uint32_t b) { return candidates[a * count] < candidates[b * count]; });
+  if (fine_rq_ && count == 1) {
+    encode_greedy_rows(x + begin * d, order, candidates, want_y_hat,
+                       [&](size_t t, uint32_t cluster, const uint32_t* fine, const float* y, float error) {
+                         emit(begin + t, cluster, fine, y, error);
+                       });
+    return;
+  }
   for (const uint32_t t : order) {
     uint32_t cluster;
     float error;
@@ -176,6 +187,44 @@ void TransformedResidualQuantizer::encode_range(
     encode_candidates(x + (begin + t) * d, s, &cluster, fine_codes.data(), want_y_hat ? y_hat.data() : nullptr,
                       &error);
     emit(begin + t, cluster, fine_codes.data(), want_y_hat ? y_hat.data() : nullptr, error);
+  }
+}
+
+void TransformedResidualQuantizer::encode_greedy_rows(
+    const float* x, const std::vector<uint32_t>& order, const std::vector<uint32_t>& clusters, bool want_y_hat,
+    const std::function<void(size_t, uint32_t, const uint32_t*, const float*, float)>& emit) const {
+  const size_t d = dim(), L = fine_count_, B = ResidualQuantizer::kEncodeBlock;
+  const Kernels& kern = kernels();
+  std::vector<float> ys(B * d), residuals(B * d), sq_errors(B), scores(B * fine_rq_->ksub()), y_hat(d);
+  std::vector<uint32_t> fine_codes(B * L);
+  for (size_t o = 0; o < order.size(); o += B) {
+    const size_t count = std::min(B, order.size() - o);
+    // y = R_k (x − c_k), as encode_candidates() computes it; rows are in cluster order, so each run of rows
+    // of one cluster shares a pass over R_k.
+    for (size_t v = 0; v < count; ++v) {
+      const uint32_t t = order[o + v];
+      const float* c = first_centroid(clusters[t]);
+      for (size_t i = 0; i < d; ++i) residuals[v * d + i] = x[size_t(t) * d + i] - c[i];
+    }
+    for (size_t v = 0, run_end; v < count; v = run_end) {
+      const uint32_t k = clusters[order[o + v]];
+      for (run_end = v + 1; run_end < count && clusters[order[o + run_end]] == k;) ++run_end;
+      const float* rot = transform(k);
+      if (rot)
+        matvec_many(d, d, rot, run_end - v, &residuals[v * d], d, &ys[v * d], d);
+      else
+        std::memcpy(&ys[v * d], &residuals[v * d], (run_end - v) * d * sizeof(float));
+    }
+    for (size_t v = 0; v < count; ++v) sq_errors[v] = kern.dot(&ys[v * d], &ys[v * d], d);
+    std::memcpy(residuals.data(), ys.data(), count * d * sizeof(float));
+    fine_rq_->greedy_block(count, residuals.data(), sq_errors.data(), fine_codes.data(), 0, L, scores.data());
+    for (size_t v = 0; v < count; ++v) {
+      const float* r = &residuals[v * d];
+      if (want_y_hat)
+        for (size_t i = 0; i < d; ++i) y_hat[i] = ys[v * d + i] - r[i];
+      const uint32_t t = order[o + v];
+      emit(t, clusters[t], &fine_codes[v * L], want_y_hat ? y_hat.data() : nullptr, kern.dot(r, r, d));
+    }
   }
 }
 

@@ -120,12 +120,20 @@ class TransformedResidualQuantizer : public Quantizer {
   struct Scratch;
   // Rows per encoding task: large enough that rows sharing a first-level cluster (and so a transform) meet.
   static constexpr size_t kEncodeChunk = 2048;
-  // The first-level candidates of x (min(beam, K1) ids, nearest first).
-  void select_candidates(const float* x, Scratch& s, uint32_t* candidates) const;
+  // The first-level candidates of a row (min(beam, K1) ids, nearest first) from its first-level scores
+  // (K1 floats, CentroidTable::scores of the first table).
+  void select_candidates(const float* scores, Scratch& s, uint32_t* candidates) const;
   // Encodes one vector from its candidates (in s.candidates): first-level id, fine codes (fine_count values),
   // ŷ (dim floats, if not null) and ‖y − ŷ‖².
   void encode_candidates(const float* x, Scratch& s, uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
                          float* sq_error) const;
+  // The greedy RQ-fine route of encode_range (beam 1): rows of x visited in `order` (row indices relative to
+  // x; clusters: each row's first-level id) in blocks of ResidualQuantizer::kEncodeBlock whose fine stages
+  // are scored together by greedy_block. Same codes, ŷ and errors as encode_candidates row by row;
+  // emit(row, cluster, fine codes, ŷ or null, error).
+  void encode_greedy_rows(const float* x, const std::vector<uint32_t>& order, const std::vector<uint32_t>& clusters,
+                          bool want_y_hat,
+                          const std::function<void(size_t, uint32_t, const uint32_t*, const float*, float)>& emit) const;
   // Encodes rows [begin, end) of x, grouped by nearest cluster; emit(row, cluster, fine codes, ŷ or null, error).
   void encode_range(const float* x, size_t begin, size_t end, bool want_y_hat,
                     const std::function<void(size_t, uint32_t, const uint32_t*, const float*, float)>& emit) const;

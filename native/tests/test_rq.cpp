@@ -7,6 +7,7 @@
 #include "check.h"
 #include "error.h"
 #include "prq.h"
+#include "random.h"
 #include "rq.h"
 #include "simd.h"
 #include "test_codecs.h"
@@ -153,6 +154,60 @@ TEST_CASE("rq: cross-table steps choose the same codes as direct residual scorin
   }
   // Rounding differs between the two routes, so exact ties may break differently; almost all must agree.
   CHECK_MSG(same >= n * 98 / 100, same << " of " << n);
+}
+
+TEST_CASE("rq: first_minimum picks what a strict-< scan picks: first of ties, NaNs skipped, any length") {
+  Rng rng(5);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  size_t checked = 0;
+  for (size_t k : {1, 2, 3, 15, 16, 17, 31, 64, 255, 256, 300, 4096}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      std::vector<float> scores(k);
+      // Few distinct values so that equal minima are common; some NaNs; sometimes a NaN at 0.
+      for (float& v : scores) v = float(rng.next() % 7) - 3.0f + (trial % 2 ? 0.25f : 0.0f);
+      if (trial % 3 == 0)
+        for (size_t j = 0; j < k; j += 5 + trial % 7) scores[j] = nan;
+      if (trial % 10 == 9) scores[0] = nan;
+      const float base = trial % 4 == 0 ? 1e7f : float(trial);  // large bases make sums round to ties
+      size_t expected = 0;
+      float best = base + scores[0];
+      for (size_t j = 1; j < k; ++j)
+        if (base + scores[j] < best) {
+          best = base + scores[j];
+          expected = j;
+        }
+      CHECK_MSG(first_minimum(base, scores.data(), k) == expected, "k " << k << " trial " << trial);
+      ++checked;
+    }
+  }
+  CHECK(checked == 12 * 40);
+}
+
+TEST_CASE("rq: the greedy block encoder gives the codes and errors of a width-1 beam search per vector") {
+  const size_t d = 24, n = 333, L = 6;  // n not a multiple of the block: a short last block
+  const auto x = mixture(n, d, 37);
+  for (size_t nbits : {4, 8}) {
+    RQOptions o;
+    o.beam = 1;
+    ResidualQuantizer rq(d, L, nbits, o);
+    rq.train(n, x.data(), quick_context());
+    std::vector<uint32_t> codes(n * L);
+    std::vector<float> errors(n);
+    rq.encode_stages(n, x.data(), codes.data(), errors.data(), 2);
+    RQBeamSearch search(rq);
+    size_t same = 0;
+    for (size_t i = 0; i < n; ++i) {
+      search.start(&x[i * d], nullptr);
+      for (size_t l = 0; l < L; ++l) search.step(l, 1);
+      search.finish();
+      const float* r = search.residual(0);
+      float error = 0;
+      for (size_t t = 0; t < d; ++t) error += r[t] * r[t];
+      same += std::equal(codes.begin() + i * L, codes.begin() + (i + 1) * L, search.path(0));
+      CHECK_NEAR(errors[i], error, 1e-4f * (1 + error));
+    }
+    CHECK_MSG(same == n, same << " of " << n << " vectors agree at " << nbits << " bits");
+  }
 }
 
 TEST_CASE("rq: refit lowers the training error; progress reports every stage; threads do not change codes") {

@@ -7,9 +7,11 @@
 #include "error.h"
 #include "index.h"
 #include "io.h"
+#include "kmeans.h"
 #include "linalg.h"
 #include "opq.h"
 #include "pq.h"
+#include "simd.h"
 #include "spec.h"
 #include "test_codecs.h"
 #include "test_util.h"
@@ -159,6 +161,45 @@ TEST_CASE("trq: RQ fine quantizer with beam, PCA start and u8 norms; round trip,
                       return o;
                     }()),
                     InvalidArgument);
+}
+
+TEST_CASE("trq: greedy encoding (blocks of rows) equals the vector-at-a-time route: nearest centroid, R_k, beam 1") {
+  const size_t d = 16, n = 1500;
+  const auto x = rotated_clusters(n, d, 8, 17);
+  TransformedResidualQuantizer trq(d, 4, FineQuantizerKind::Residual, 3, 6);  // TRQ1x4,RQ3x6, beam 1
+  trq.train(n, x.data(), quick_context());
+  REQUIRE(trq.transform_count() >= 1);
+  std::vector<uint8_t> codes(n * trq.code_size());
+  trq.encode(n, x.data(), codes.data(), 2);
+  // By hand: the first-level argmin of CentroidTable scores, y = R_k (x − c_k), a width-1 beam over the fine
+  // stages, and the norm of ŷ = y − r.
+  std::vector<float> firsts(trq.first_count() * d);
+  std::copy(trq.first_centroid(0), trq.first_centroid(0) + firsts.size(), firsts.begin());
+  const CentroidTable first_table(trq.first_count(), d, firsts.data());
+  RQBeamSearch search(*trq.fine_rq());
+  std::vector<float> scores(trq.first_count()), residual(d), y(d), y_hat(d);
+  std::vector<uint32_t> fine(trq.fine_count());
+  std::vector<uint8_t> expected(trq.code_size());
+  size_t same = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float* xi = &x[i * d];
+    first_table.scores(xi, scores.data());
+    uint32_t k = 0;
+    for (uint32_t j = 1; j < trq.first_count(); ++j)
+      if (scores[j] < scores[k]) k = j;
+    for (size_t t = 0; t < d; ++t) residual[t] = xi[t] - trq.first_centroid(k)[t];
+    if (trq.transform(k))
+      matvec(d, d, trq.transform(k), residual.data(), y.data());
+    else
+      y = residual;
+    const float norm = kernels().dot(y.data(), y.data(), d);
+    search.reset(1, y.data(), &norm, nullptr);
+    search.run(0, trq.fine_count(), 1);
+    for (size_t t = 0; t < d; ++t) y_hat[t] = y[t] - search.residual(0)[t];
+    trq.pack(k, search.path(0), kernels().dot(y_hat.data(), y_hat.data(), d), expected.data());
+    same += std::equal(expected.begin(), expected.end(), codes.begin() + i * trq.code_size());
+  }
+  CHECK_MSG(same == n, same << " of " << n << " codes agree");
 }
 
 TEST_CASE("codec specs: canonical forms, code sizes, round trips through make_codec and make_index") {
