@@ -51,17 +51,25 @@ TEST_CASE("thread_pool: exceptions reach the caller, nested loops finish") {
 
 TEST_CASE("topk: keeps the k smallest, ties by id, sorted") {
   Rng rng(7);
-  std::vector<Candidate> all;
-  TopK top(25);
-  for (int i = 0; i < 1000; ++i) {
-    const float s = float(rng.below(100));  // many ties
-    all.push_back({s, i});
-    top.push(s, i);
+  for (size_t k : {1, 2, 3, 4, 25, 100, 1000}) {
+    std::vector<Candidate> all;
+    TopK top(k);
+    for (int i = 0; i < 1000; ++i) {
+      const float s = float(rng.below(100));  // many ties
+      const int64_t id = int64_t(rng.below(1000000)) * 1000 + i;  // unique ids, arriving in no particular order
+      all.push_back({s, id});
+      top.push(s, id);
+      std::vector<Candidate> so_far(all);
+      if (so_far.size() >= k) {
+        std::nth_element(so_far.begin(), so_far.begin() + long(k - 1), so_far.end(), candidate_better);
+        CHECK(top.threshold() == so_far[k - 1].score);  // the k-th best score so far
+      }
+    }
+    std::sort(all.begin(), all.end(), candidate_better);
+    const auto got = top.take_sorted();
+    REQUIRE(got.size() == std::min<size_t>(k, all.size()));
+    for (size_t i = 0; i < got.size(); ++i) CHECK(got[i].id == all[i].id && got[i].score == all[i].score);
   }
-  std::sort(all.begin(), all.end(), candidate_better);
-  const auto got = top.take_sorted();
-  REQUIRE(got.size() == 25);
-  for (size_t i = 0; i < 25; ++i) CHECK(got[i].id == all[i].id && got[i].score == all[i].score);
   TopK small(5);
   small.push(1, 1);
   CHECK(small.take_sorted().size() == 1);
