@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "error.h"
+#include "linalg.h"
 #include "random.h"
 #include "simd.h"
 #include "thread_pool.h"
@@ -310,6 +311,51 @@ KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainCon
 KMeansResult kmeans_from(size_t n, size_t d, const float* x, size_t k, const float* initial,
                          const TrainContext& ctx, const char* phase, int stage, int stages) {
   return run_kmeans(n, d, x, k, initial, ctx, phase, stage, stages);
+}
+
+KMeansResult kmeans_progressive(size_t n, size_t d, const float* x, size_t k, const float* initial, size_t steps,
+                                const TrainContext& ctx, const char* phase, int stage, int stages) {
+  QV_CHECK(steps >= 1, InvalidArgument, "progressive k-means needs at least one step");
+  QV_CHECK(n >= k, InvalidArgument, "k-means needs at least k = " << k << " points, got " << n);
+  const int threads = ctx.threads;
+  const PcaResult p = pca(n, d, x, threads);
+  // y = C (x − mean) for the rows of x and of the initial centroids (rows of C: components, largest first).
+  const auto rotate = [&](size_t rows, const float* in, float* out) {
+    std::vector<float> centered(rows * d);
+    for (size_t i = 0; i < rows; ++i)
+      for (size_t j = 0; j < d; ++j) centered[i * d + j] = in[i * d + j] - p.mean[j];
+    transform_rows(rows, d, d, p.components.data(), centered.data(), out, threads);
+  };
+  std::vector<float> y(n * d), current(k * d, 0.0f);
+  rotate(n, x, y.data());
+  if (initial) rotate(k, initial, current.data());
+  KMeansResult km;
+  std::vector<float> sub, init;
+  size_t previous = 0;
+  for (size_t s = 1; s <= steps; ++s) {
+    const size_t di = s == steps ? d
+                                 : std::min(d, size_t(std::lround(std::pow(double(d), double(s) / double(steps)))));
+    if (di <= previous) continue;
+    sub.resize(n * di);
+    for (size_t i = 0; i < n; ++i) std::memcpy(&sub[i * di], &y[i * d], di * sizeof(float));
+    if (previous == 0 && !initial) {
+      km = kmeans(n, di, sub.data(), k, ctx, phase, stage, stages);
+    } else {
+      init.resize(k * di);
+      for (size_t c = 0; c < k; ++c) std::memcpy(&init[c * di], &current[c * d], di * sizeof(float));
+      km = kmeans_from(n, di, sub.data(), k, init.data(), ctx, phase, stage, stages);
+    }
+    for (size_t c = 0; c < k; ++c) std::memcpy(&current[c * d], &km.centroids[c * di], di * sizeof(float));
+    previous = di;
+  }
+  // Back to the input space: x = Cᵀ y + mean.
+  std::vector<float> components_t(d * d);
+  transpose(d, d, p.components.data(), components_t.data());
+  km.centroids.assign(k * d, 0.0f);
+  transform_rows(k, d, d, components_t.data(), current.data(), km.centroids.data(), threads);
+  for (size_t c = 0; c < k; ++c)
+    for (size_t j = 0; j < d; ++j) km.centroids[c * d + j] += p.mean[j];
+  return km;
 }
 
 }  // namespace quiver

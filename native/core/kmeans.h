@@ -28,6 +28,16 @@ KMeansResult kmeans(size_t n, size_t d, const float* x, size_t k, const TrainCon
 KMeansResult kmeans_from(size_t n, size_t d, const float* x, size_t k, const float* initial,
                          const TrainContext& ctx, const char* phase = "kmeans", int stage = 0, int stages = 1);
 
+// Progressive-dimension k-means for high d: x is rotated onto its principal components and clustered on the
+// leading d_1 < d_2 < … < d_steps = d components, each run started from the previous run's centroids (their
+// new components from `initial`, rotated the same way, or zero — the mean — without it); the centroids are
+// rotated back at the end. Low-dimensional runs settle the large-variance directions first, which in high
+// dimensions gives better optima than clustering all components at once. initial: k × d or null (then the
+// first run uses k-means++). d_s = round(d^(s/steps)), repeats skipped; steps ≥ 1.
+KMeansResult kmeans_progressive(size_t n, size_t d, const float* x, size_t k, const float* initial, size_t steps,
+                                const TrainContext& ctx, const char* phase = "kmeans", int stage = 0,
+                                int stages = 1);
+
 // Nearest centroid of each row of x: labels[i] ∈ [0, k) and, if dists is not null, the squared L2 distance.
 // centroids: k × d row-major. Ties go to the lower centroid index.
 void assign_nearest(size_t n, size_t d, const float* x, size_t k, const float* centroids, int32_t* labels,

@@ -20,7 +20,8 @@ namespace {
 
 // What a codec spec may be (also the fine codec of an IVF index). Options follow the codec, e.g. "RQ8x8,beam=16".
 #define QV_CODEC_GRAMMAR                                                                                        \
-  "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | RQ<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N] | " \
+  "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | "                                                            \
+  "RQ<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                       \
   "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N] | "                                         \
   "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W] | "                 \
   "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
@@ -310,7 +311,8 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     o.norm = options.norm();
     o.train_beam = options.integer("trainbeam", 0, 1, 256);
     o.refit_rounds = options.integer("refit", RQOptions::kDefaultRefitRounds, 0, 20);
-    options.finish("RQ", "beam, trainbeam, norm, refit");
+    o.progressive_steps = options.integer("pd", 0, 0, 64);
+    options.finish("RQ", "beam, trainbeam, norm, refit, pd");
     return std::make_unique<ResidualQuantizer>(dim, n[0], n[1], o);
   }
   if (first.name == "PRQ") {
