@@ -338,12 +338,16 @@ KMeansResult kmeans_progressive(size_t n, size_t d, const float* x, size_t k, co
     if (di <= previous) continue;
     sub.resize(n * di);
     for (size_t i = 0; i < n; ++i) std::memcpy(&sub[i * di], &y[i * d], di * sizeof(float));
+    // Only the last, full-dimensional run reports progress: the earlier runs' errors are of fewer components,
+    // and their iteration counts would restart the stage's progress several times.
+    TrainContext run_ctx = ctx;
+    if (di < d) run_ctx.progress = nullptr;
     if (previous == 0 && !initial) {
-      km = kmeans(n, di, sub.data(), k, ctx, phase, stage, stages);
+      km = kmeans(n, di, sub.data(), k, run_ctx, phase, stage, stages);
     } else {
       init.resize(k * di);
       for (size_t c = 0; c < k; ++c) std::memcpy(&init[c * di], &current[c * d], di * sizeof(float));
-      km = kmeans_from(n, di, sub.data(), k, init.data(), ctx, phase, stage, stages);
+      km = kmeans_from(n, di, sub.data(), k, init.data(), run_ctx, phase, stage, stages);
     }
     for (size_t c = 0; c < k; ++c) std::memcpy(&current[c * d], &km.centroids[c * di], di * sizeof(float));
     previous = di;

@@ -33,7 +33,8 @@ KMeansResult kmeans_from(size_t n, size_t d, const float* x, size_t k, const flo
 // new components from `initial`, rotated the same way, or zero — the mean — without it); the centroids are
 // rotated back at the end. Low-dimensional runs settle the large-variance directions first, which in high
 // dimensions gives better optima than clustering all components at once. initial: k × d or null (then the
-// first run uses k-means++). d_s = round(d^(s/steps)), repeats skipped; steps ≥ 1.
+// first run uses k-means++). d_s = round(d^(s/steps)), repeats skipped; steps ≥ 1. Only the last run reports
+// progress.
 KMeansResult kmeans_progressive(size_t n, size_t d, const float* x, size_t k, const float* initial, size_t steps,
                                 const TrainContext& ctx, const char* phase = "kmeans", int stage = 0,
                                 int stages = 1);

@@ -91,6 +91,16 @@ TEST_CASE("kmeans: progressive dimensions recover clusters in the input space, w
       }
     }
   }
+  // Progress comes from the full-dimensional run alone: iterations 1, 2, … once.
+  int reports = 0;
+  bool in_order = true;
+  ctx.progress = [&](const Progress& p) {
+    ++reports;
+    in_order = in_order && p.iteration == reports;
+  };
+  const KMeansResult reported = kmeans_progressive(n, d, x.data(), k, nullptr, 4, ctx);
+  CHECK(reports == reported.iterations_run && in_order);
+  ctx.progress = nullptr;
   CHECK_THROWS_CODE(kmeans_progressive(n, d, x.data(), k, nullptr, 0, ctx), InvalidArgument);
   CHECK_THROWS_CODE(kmeans_progressive(5, d, x.data(), k, nullptr, 4, ctx), InvalidArgument);
 }
