@@ -212,6 +212,9 @@ QV_AVX512_VBMI void adc_sums_u8_vbmi(const uint8_t* codes, size_t n, size_t m_co
     order_second[c] = uint16_t(16 + c / 2 + (c % 2) * 32);
   }
   const __m512i first_half = _mm512_load_si512(order_first), second_half = _mm512_load_si512(order_second);
+  const __m512i even_words = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14),
+                odd_words = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15),
+                quad_words = _mm512_setr_epi64(0, 4, 8, 12, 0, 4, 8, 12);
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
     const uint8_t* block = codes + i * m_count;
@@ -220,7 +223,27 @@ QV_AVX512_VBMI void adc_sums_u8_vbmi(const uint8_t* codes, size_t n, size_t m_co
       __m512i r[8];
       for (size_t tile = 0; tile < 8; ++tile) {
         const uint8_t* at = block + tile * 8 * m_count + g * 8;
-        const __m512i words = groups == 1 ? _mm512_loadu_si512(at) : _mm512_i64gather_epi64(word_offsets, at, 1);
+        __m512i words;
+        if (groups == 1) {
+          words = _mm512_loadu_si512(at);
+        } else if (groups == 2) {
+          // The tile's 8 codes are 128 contiguous bytes: word 2c + g of them is code c's group g.
+          const uint8_t* tile_start = block + tile * 8 * m_count;
+          words = _mm512_permutex2var_epi64(_mm512_loadu_si512(tile_start), g ? odd_words : even_words,
+                                            _mm512_loadu_si512(tile_start + 64));
+        } else if (groups == 4) {
+          // 256 contiguous bytes, two codes per register: word 4c + g is code c's group g. Each pair of registers
+          // gives its four codes' words in the low half, and the two halves are joined.
+          const uint8_t* tile_start = block + tile * 8 * m_count;
+          const __m512i pick = _mm512_add_epi64(quad_words, _mm512_set1_epi64(static_cast<long long>(g)));
+          const __m512i front = _mm512_permutex2var_epi64(_mm512_loadu_si512(tile_start), pick,
+                                                          _mm512_loadu_si512(tile_start + 64));
+          const __m512i back = _mm512_permutex2var_epi64(_mm512_loadu_si512(tile_start + 128), pick,
+                                                         _mm512_loadu_si512(tile_start + 192));
+          words = _mm512_shuffle_i64x2(front, back, _MM_SHUFFLE(1, 0, 1, 0));
+        } else {
+          words = _mm512_i64gather_epi64(word_offsets, at, 1);
+        }
         r[tile] = _mm512_permutexvar_epi8(byte_transpose, words);
       }
       transpose_8x8_epi64(r);
