@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
       });
       std::printf("  %-7s fastscan_u4   PQ%zux4fs  %6.2f G codes/s\n", simd_level_name(level), m, codes / s / 1e9);
     }
-    for (size_t m : {8, 16, 32}) {  // 8-bit: PQ<m>x8
+    for (size_t m : {8, 16, 32, 64}) {  // 8-bit: PQ<m>x8
       std::vector<uint8_t> data(codes * m), qlut(m * 256);
       for (auto& b : data) b = uint8_t(rng.below(256));
       for (auto& v : qlut) v = uint8_t(rng.below(256));

@@ -190,13 +190,14 @@ const BytePattern8x8 kBytePattern8x8;
 
 // 8-bit ADC on uint8 tables with AVX-512 VBMI, 64 codes per step. Codes are stored row-major (m_count bytes per
 // code), so each step first turns 64 codes × 8 sub-quantizers into 8 registers of 64 bytes, one per
-// sub-quantizer and one byte per code: 8 word tiles (8 codes × 8 bytes; one load for m_count = 8, a gather
-// of 8 strided words otherwise), a byte transpose inside every word (vpermb) and an 8 × 8 word transpose
-// across the tiles. A sub-quantizer's 256-entry table is four 64-byte registers: vpermi2b looks up entries
-// 0–127 from the first two and 128–255 from the last two by the code's low 7 bits, and the code's top bit picks
-// one of the two (vpmovb2m + blend). Sums accumulate in uint16 words as in the 4-bit fast-scan kernels
-// (`mixed` adds byte pairs as words, `odd` the odd bytes alone; even = mixed − 256·odd at the end).
-// m_count must be a multiple of 8 (others take the portable path).
+// sub-quantizer and one byte per code: 8 word tiles (8 codes × 8 bytes: one load for m_count = 8, contiguous
+// loads and qword permutes for 16 and 32, a staged 8 × 8 qword transpose for multiples of 64, a gather of 8
+// strided words otherwise — gathers cost M = 16 half its speed), a byte transpose inside every word (vpermb)
+// and an 8 × 8 word transpose across the tiles. A sub-quantizer's 256-entry table is four 64-byte registers:
+// vpermi2b looks up entries 0–127 from the first two and 128–255 from the last two by the code's low 7 bits, and
+// the code's top bit picks one of the two (vpmovb2m + blend). Sums accumulate in uint16 words as in the 4-bit
+// fast-scan kernels (`mixed` adds byte pairs as words, `odd` the odd bytes alone; even = mixed − 256·odd at the
+// end). m_count must be a multiple of 8 (others take the portable path).
 QV_AVX512_VBMI void adc_sums_u8_vbmi(const uint8_t* codes, size_t n, size_t m_count, const uint8_t* qlut,
                                      uint16_t* sums, uint16_t* block_min) {
   if (m_count % 8 != 0) return adc_sums_u8_portable(codes, n, m_count, qlut, sums, block_min);
@@ -215,13 +216,34 @@ QV_AVX512_VBMI void adc_sums_u8_vbmi(const uint8_t* codes, size_t n, size_t m_co
   const __m512i even_words = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14),
                 odd_words = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15),
                 quad_words = _mm512_setr_epi64(0, 4, 8, 12, 0, 4, 8, 12);
+  // For M a multiple of 64 each code is groups / 8 whole registers: an 8 × 8 qword transpose of eight codes'
+  // register q gives the words of groups 8q … 8q + 7 for those codes at once. They are byte-transposed and
+  // staged here (words of group g, tile t at staged[g·8 + t]) before the sub-quantizer loop, in place of a
+  // gather per group and tile.
+  constexpr size_t kMaxStagedGroups = 32;  // M ≤ 256
+  const bool staged_tiles = groups % 8 == 0 && groups <= kMaxStagedGroups;
+  alignas(64) __m512i staged[staged_tiles ? kMaxStagedGroups * 8 : 1];
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
     const uint8_t* block = codes + i * m_count;
+    if (staged_tiles) {
+      for (size_t tile = 0; tile < 8; ++tile)
+        for (size_t q = 0; q < groups / 8; ++q) {
+          __m512i r[8];
+          for (size_t c = 0; c < 8; ++c) r[c] = _mm512_loadu_si512(block + (tile * 8 + c) * m_count + q * 64);
+          transpose_8x8_epi64(r);
+          for (size_t j = 0; j < 8; ++j)
+            staged[(q * 8 + j) * 8 + tile] = _mm512_permutexvar_epi8(byte_transpose, r[j]);
+        }
+    }
     __m512i mixed = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
     for (size_t g = 0; g < groups; ++g) {
       __m512i r[8];
       for (size_t tile = 0; tile < 8; ++tile) {
+        if (staged_tiles) {
+          r[tile] = staged[g * 8 + tile];
+          continue;
+        }
         const uint8_t* at = block + tile * 8 * m_count + g * 8;
         __m512i words;
         if (groups == 1) {
