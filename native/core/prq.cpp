@@ -39,6 +39,7 @@ std::string ProductResidualQuantizer::spec() const {
   if (options_.training_beam() != options_.beam) s += ",trainbeam=" + std::to_string(options_.training_beam());
   if (norm_.storage() != NormStorage::Float32) s += std::string(",norm=") + norm_.name();
   if (options_.refit_rounds != 0) s += ",refit=" + std::to_string(options_.refit_rounds);
+  if (options_.progressive_steps) s += ",pd=" + std::to_string(options_.progressive_steps);
   return s;
 }
 

@@ -22,7 +22,7 @@ namespace {
 #define QV_CODEC_GRAMMAR                                                                                        \
   "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | "                                                            \
   "RQ<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                       \
-  "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N] | "                                         \
+  "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                  \
   "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W] | "                 \
   "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
 
@@ -323,7 +323,8 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     o.norm = options.norm();
     o.train_beam = options.integer("trainbeam", 0, 1, 256);
     o.refit_rounds = options.integer("refit", 0, 0, 20);
-    options.finish("PRQ", "beam, trainbeam, norm, refit");
+    o.progressive_steps = options.integer("pd", 0, 0, 64);
+    options.finish("PRQ", "beam, trainbeam, norm, refit, pd");
     return std::make_unique<ProductResidualQuantizer>(dim, n[0], n[1], n[2], o);
   }
   if (first.name == "TRQ") {
