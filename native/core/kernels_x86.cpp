@@ -222,7 +222,7 @@ QV_AVX512_VBMI void adc_sums_u8_vbmi(const uint8_t* codes, size_t n, size_t m_co
   // gather per group and tile.
   constexpr size_t kMaxStagedGroups = 32;  // M ≤ 256
   const bool staged_tiles = groups % 8 == 0 && groups <= kMaxStagedGroups;
-  alignas(64) __m512i staged[staged_tiles ? kMaxStagedGroups * 8 : 1];
+  alignas(64) __m512i staged[kMaxStagedGroups * 8];  // 16 KiB of stack, left uninitialised when unused
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
     const uint8_t* block = codes + i * m_count;
