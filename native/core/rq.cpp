@@ -78,8 +78,15 @@ void RQBeamSearch::select(size_t width) {
   };
   const size_t keep = std::min(width, count_ * k);
   heap_.clear();
+  if (keep == 1 && count_ == 1) {
+    // Greedy from one entry (every beam-1 search): the first of equal minima, as the heap would keep.
+    const size_t best = first_minimum(dists_[0], scores_.data(), k);
+    heap_.push_back(Candidate{dists_[0] + scores_[best], 0, uint32_t(best)});
+    return;
+  }
   if (keep == 1) {
-    // Greedy: a plain argmin (the first of equal minima, as the heap would keep).
+    // Greedy over several entries: one scan in (entry, word) order, so that a NaN first distance stops every
+    // later entry as in the one-entry case above.
     size_t best = 0;
     float best_dist = dists_[0] + scores_[0];
     for (size_t e = 0; e < count_; ++e) {
