@@ -67,8 +67,7 @@ void transform_rows(size_t n, size_t d_in, size_t d_out, const float* m, const f
 }
 
 void matvec(size_t d_out, size_t d_in, const float* m, const float* x, float* y) {
-  const Kernels& kern = kernels();
-  for (size_t i = 0; i < d_out; ++i) y[i] = kern.dot(m + i * d_in, x, d_in);
+  matvec_many(d_out, d_in, m, 1, x, d_in, y, d_out);
 }
 
 void matvec_many(size_t d_out, size_t d_in, const float* m, size_t count, const float* x, size_t ldx, float* y,
