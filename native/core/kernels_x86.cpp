@@ -718,6 +718,100 @@ QV_AVX2 float dot_sq8_avx2(const float* w, const uint8_t* c, size_t d) {
   return sum;
 }
 
+// Refine-store kernels at 16 lanes. The row being re-scored has usually just arrived from memory, so these are
+// about hiding the conversion work behind it: one vpmovzxbd (int8) or vcvtph2ps (fp16) per 16 values. Tails
+// shorter than 16 values are copied into a zeroed buffer (a zero code contributes nothing to either sum, since
+// the matching float lanes are masked to zero).
+QV_AVX512 inline __m512 load_u8x16(const uint8_t* c) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c))));
+}
+
+QV_AVX512 inline __mmask16 tail_mask(size_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+}
+
+QV_AVX512 float l2sqr_sq8_avx512(const float* a, const float* s, const uint8_t* c, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const __m512 d0 = _mm512_fnmadd_ps(_mm512_loadu_ps(s + i), load_u8x16(c + i), _mm512_loadu_ps(a + i));
+    const __m512 d1 =
+        _mm512_fnmadd_ps(_mm512_loadu_ps(s + i + 16), load_u8x16(c + i + 16), _mm512_loadu_ps(a + i + 16));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i < d; i += 16) {
+    const size_t left = d - i;
+    const __mmask16 mask = tail_mask(left);
+    __m512 codes;
+    if (left >= 16) {
+      codes = load_u8x16(c + i);
+    } else {
+      uint8_t tail[16] = {};
+      std::memcpy(tail, c + i, left);
+      codes = load_u8x16(tail);
+    }
+    const __m512 d0 = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(mask, s + i), codes, _mm512_maskz_loadu_ps(mask, a + i));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+QV_AVX512 float dot_sq8_avx512(const float* w, const uint8_t* c, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), load_u8x16(c + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), load_u8x16(c + i + 16), acc1);
+  }
+  for (; i < d; i += 16) {
+    const size_t left = d - i;
+    uint8_t tail[16] = {};
+    std::memcpy(tail, c + i, std::min<size_t>(left, 16));
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(left), w + i), load_u8x16(tail), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+QV_AVX512 inline __m512 load_f16x16(const uint16_t* v) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v)));
+}
+
+QV_AVX512 float l2sqr_f16_avx512(const float* q, const uint16_t* v, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(q + i), load_f16x16(v + i));
+    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(q + i + 16), load_f16x16(v + i + 16));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i < d; i += 16) {
+    const size_t left = d - i;
+    uint16_t tail[16] = {};
+    std::memcpy(tail, v + i, std::min<size_t>(left, 16) * sizeof(uint16_t));
+    const __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail_mask(left), q + i), load_f16x16(tail));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+QV_AVX512 float dot_f16_avx512(const float* q, const uint16_t* v, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load_f16x16(v + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), load_f16x16(v + i + 16), acc1);
+  }
+  for (; i < d; i += 16) {
+    const size_t left = d - i;
+    uint16_t tail[16] = {};
+    std::memcpy(tail, v + i, std::min<size_t>(left, 16) * sizeof(uint16_t));
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(left), q + i), load_f16x16(tail), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
@@ -734,15 +828,15 @@ const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transp
                                 adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
                                 adc_sums_u8_portable,
                                 false,            dot_transposed_batch_avx512,
-                                l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
-                                dot_sq8_avx2};
+                                l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
+                                dot_sq8_avx512};
 const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                     l2sqr_transposed_avx512,
                                     adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
                                     adc_sums_u8_vbmi,
                                     true,             dot_transposed_batch_avx512,
-                                    l2sqr_f16_avx2,   dot_f16_avx2,       l2sqr_sq8_avx2,
-                                    dot_sq8_avx2};
+                                    l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
+                                    dot_sq8_avx512};
 
 }  // namespace quiver
 

@@ -238,25 +238,29 @@ float RefineStore::distance(const Query& q, size_t row) const {
   }
 }
 
-void RefineStore::prefetch(size_t row) const {
-  const uint8_t* at = nullptr;
-  size_t bytes = 0;
+size_t RefineStore::row_bytes() const {
   switch (storage_) {
-    case RefineStorage::Float32:
-      at = reinterpret_cast<const uint8_t*>(f32_.data() + row * dim_);
-      bytes = dim_ * sizeof(float);
-      break;
-    case RefineStorage::Float16:
-      at = reinterpret_cast<const uint8_t*>(f16_.data() + row * dim_);
-      bytes = dim_ * sizeof(uint16_t);
-      break;
-    case RefineStorage::Int8:
-      at = sq8_.data() + row * dim_;
-      bytes = dim_;
-      break;
+    case RefineStorage::Float32: return dim_ * sizeof(float);
+    case RefineStorage::Float16: return dim_ * sizeof(uint16_t);
+    case RefineStorage::Int8: return dim_;
+    default: return 0;
+  }
+}
+
+void RefineStore::prefetch(size_t row, Level level) const {
+  const uint8_t* at = nullptr;
+  switch (storage_) {
+    case RefineStorage::Float32: at = reinterpret_cast<const uint8_t*>(f32_.data() + row * dim_); break;
+    case RefineStorage::Float16: at = reinterpret_cast<const uint8_t*>(f16_.data() + row * dim_); break;
+    case RefineStorage::Int8: at = sq8_.data() + row * dim_; break;
     default: return;
   }
-  for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(at + offset);
+  const size_t bytes = row_bytes();
+  if (level == Level::L1) {
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(at + offset, 0, 3);
+  } else {
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(at + offset, 0, 2);
+  }
 }
 
 void RefineStore::decode(size_t row, float* out) const {

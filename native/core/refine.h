@@ -79,8 +79,12 @@ class RefineStore {
   Query prepare(const float* query, Metric metric) const;
   float distance(const Query& q, size_t row) const;
   // Hints the CPU to start loading a row that distance() will read soon (re-scoring visits rows in score
-  // order, i.e. at random: without it each row's first cache lines are a wait on memory).
-  void prefetch(size_t row) const;
+  // order, i.e. at random: without it each row's first cache lines are a wait on memory). Level::L1 for the
+  // next few rows, Level::L2 for a wider wave issued early (see Index::finish_query).
+  enum class Level { L1, L2 };
+  void prefetch(size_t row, Level level = Level::L1) const;
+  // Bytes one row occupies in the store (0 without a store).
+  size_t row_bytes() const;
   // The stored (decoded) vector of a row: dim floats.
   void decode(size_t row, float* out) const;
 
