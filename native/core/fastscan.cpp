@@ -104,7 +104,7 @@ void FastScanIndex::compact_impl(const std::vector<bool>& keep) {
   }
   std::vector<uint8_t> blocks((kept + kBlock - 1) / kBlock * npairs() * kBlock, 0);
   put_codes(blocks.data(), 0, kept, sub.data());
-  blocks_.assign(std::move(blocks));
+  blocks_.assign_bytes(blocks.data(), blocks.size());
 }
 
 void FastScanIndex::merge_impl(const Index& other) {

@@ -494,9 +494,7 @@ void read_bulk_impl(const std::vector<Section>& sections, uint32_t tag, const ch
   if (borrow && reinterpret_cast<uintptr_t>(p) % alignof(T) == 0) {
     store.borrow(reinterpret_cast<const T*>(p), count, source);
   } else {
-    std::vector<T> copy(count);
-    if (count) std::memcpy(copy.data(), p, count * sizeof(T));
-    store.assign(std::move(copy));
+    store.assign_bytes(p, count);
   }
 }
 
