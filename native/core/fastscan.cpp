@@ -45,9 +45,8 @@ bool fast_scan_padding_is_zero(const uint8_t* blocks, size_t npairs, size_t m_co
   return true;
 }
 
-void FastScanTable::set(const float* lut) {
-  if (lut != lut_.data()) std::memcpy(lut_.data(), lut, m_ * 16 * sizeof(float));
-  quant_.quantize(lut_.data(), m_, 16, qlut_.data(), 16, 127);
+void FastScanTable::set_sum(const float* a, const float* b) {
+  quant_.quantize16(a, b, m_, lut_.data(), qlut_.data(), 127);
 }
 
 void FastScanTable::exact_block(const uint8_t* blocks, size_t block, float* out) const {

@@ -46,7 +46,10 @@ class FastScanTable {
  public:
   explicit FastScanTable(size_t m_count) : m_(m_count), pairs_((m_count + 1) / 2), lut_(m_count * 16), qlut_(pairs_ * 32) {}
   // lut: M × 16 floats (may be lut() itself, filled in place). Recomputes the quantised tables.
-  void set(const float* lut);
+  void set(const float* lut) { set_sum(lut, nullptr); }
+  // The table a + b (M × 16 floats each; b may be null), e.g. an IVF list's precomputed terms plus the query's:
+  // summed in the same pass that finds each table's range for quantisation.
+  void set_sum(const float* a, const float* b);
   float* lut() { return lut_.data(); }
   // Exact score of a row from the float table.
   float exact(const uint8_t* blocks, size_t row) const;

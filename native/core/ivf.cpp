@@ -480,6 +480,14 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
           const float* coarse_scores = &coarse_group[(q - begin) * nlist_];
           for (size_t l = 0; l < nlist_; ++l) probes[l] = {coarse_scores[l], uint32_t(l)};
           std::partial_sort(probes.begin(), probes.begin() + long(nprobe), probes.end());
+          // A probe's precomputed terms (nlist tables of M × 16 floats, which rarely stay in L2) load while the
+          // work before it runs: the first probe's during the query's own table, the next one's during a scan.
+          const auto prefetch_terms = [&](size_t list) {
+            if (!precomputed || !fast_scan_) return;
+            const char* terms = reinterpret_cast<const char*>(&precomputed_[list * table_size]);
+            for (size_t at = 0; at < table_size * sizeof(float); at += 64) __builtin_prefetch(terms + at);
+          };
+          if (nprobe > 0) prefetch_terms(probes[0].second);
           std::vector<TopK> best(groups, TopK(shortlist));
           std::unique_ptr<DistanceTable> ip_table;
           if (metric == Metric::InnerProduct && !local_transforms_ && !fast_scan_)
@@ -506,11 +514,9 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
             const DistanceTable* t = nullptr;
             if (fast_scan_) {
               if (precomputed) {
+                if (p + 1 < nprobe) prefetch_terms(probes[p + 1].second);
                 offset = kern.l2sqr(query, &centroids_[l * d], d);
-                const float* term = &precomputed_[l * table_size];
-                float* lut = fs_table->lut();
-                for (size_t i = 0; i < table_size; ++i) lut[i] = term[i] + query_table[i];
-                fs_table->set(lut);
+                fs_table->set_sum(&precomputed_[l * table_size], query_table.data());
               } else if (metric == Metric::L2) {
                 list_residual(l, query, residual.data());
                 pq->compute_lut(residual.data(), metric, fs_table->lut());

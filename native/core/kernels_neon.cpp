@@ -156,6 +156,13 @@ float l2sqr_sq8_reference(const float* a, const float* s, const uint8_t* c, size
   return kScalarKernels.l2sqr_sq8(a, s, c, d);
 }
 float dot_sq8_reference(const float* w, const uint8_t* c, size_t d) { return kScalarKernels.dot_sq8(w, c, d); }
+void lut16_sum_range_reference(const float* a, const float* b, size_t m_count, float* lut, float* lows, float* highs) {
+  kScalarKernels.lut16_sum_range(a, b, m_count, lut, lows, highs);
+}
+void lut16_quantize_reference(const float* lut, size_t m_count, const float* lows, float scale, float top,
+                              uint8_t* q) {
+  kScalarKernels.lut16_quantize(lut, m_count, lows, scale, top, q);
+}
 
 }  // namespace
 
@@ -172,7 +179,9 @@ const Kernels kNeonKernels = {l2sqr_neon,
                               l2sqr_f16_reference,
                               dot_f16_reference,
                               l2sqr_sq8_reference,
-                              dot_sq8_reference};
+                              dot_sq8_reference,
+                              lut16_sum_range_reference,
+                              lut16_quantize_reference};
 
 }  // namespace quiver
 

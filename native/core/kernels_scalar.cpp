@@ -1,4 +1,5 @@
 // Scalar reference kernels: the definition of correct for every SIMD variant.
+#include <algorithm>
 #include <cstring>
 
 #include "refine.h"
@@ -129,6 +130,26 @@ float dot_sq8_scalar(const float* w, const uint8_t* c, size_t d) {
   return sum;
 }
 
+void lut16_sum_range_scalar(const float* a, const float* b, size_t m_count, float* lut, float* lows, float* highs) {
+  for (size_t m = 0; m < m_count; ++m) {
+    const size_t at = m * 16;
+    float lo = b ? a[at] + b[at] : a[at], hi = lo;
+    for (size_t j = 0; j < 16; ++j) {
+      const float v = b ? a[at + j] + b[at + j] : a[at + j];
+      lut[at + j] = v;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    lows[m] = lo;
+    highs[m] = hi;
+  }
+}
+
+void lut16_quantize_scalar(const float* lut, size_t m_count, const float* lows, float scale, float top, uint8_t* q) {
+  for (size_t m = 0; m < m_count; ++m)
+    for (size_t j = 0; j < 16; ++j) q[m * 16 + j] = uint8_t(std::min(top, (lut[m * 16 + j] - lows[m]) * scale + 0.5f));
+}
+
 }  // namespace
 
 const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_transposed_scalar,
@@ -137,6 +158,6 @@ const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_tran
                                 adc_sums_u8_scalar,
                                 false,              dot_transposed_batch_scalar,
                                 l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
-                                dot_sq8_scalar};
+                                dot_sq8_scalar,     lut16_sum_range_scalar, lut16_quantize_scalar};
 
 }  // namespace quiver

@@ -812,6 +812,73 @@ QV_AVX512 float dot_f16_avx512(const float* q, const uint16_t* v, size_t d) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+// Fast-scan table set-up (simd.h). A 16-entry table is two AVX2 registers or one AVX-512 register, so each
+// table's range is one in-register reduction instead of the four-wide passes of the portable code.
+QV_AVX2 inline float hmin256(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_min_ss(m, _mm_movehdup_ps(m)));
+}
+
+QV_AVX2 inline float hmax256(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+QV_AVX2 void lut16_sum_range_avx2(const float* a, const float* b, size_t m_count, float* lut, float* lows,
+                                  float* highs) {
+  for (size_t m = 0; m < m_count; ++m) {
+    const size_t at = m * 16;
+    __m256 v0 = _mm256_loadu_ps(a + at), v1 = _mm256_loadu_ps(a + at + 8);
+    if (b) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(b + at));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(b + at + 8));
+    }
+    _mm256_storeu_ps(lut + at, v0);
+    _mm256_storeu_ps(lut + at + 8, v1);
+    lows[m] = hmin256(_mm256_min_ps(v0, v1));
+    highs[m] = hmax256(_mm256_max_ps(v0, v1));
+  }
+}
+
+QV_AVX2 void lut16_quantize_avx2(const float* lut, size_t m_count, const float* lows, float scale, float top,
+                                 uint8_t* q) {
+  const __m256 scales = _mm256_set1_ps(scale), half = _mm256_set1_ps(0.5f), tops = _mm256_set1_ps(top);
+  for (size_t m = 0; m < m_count; ++m) {
+    const __m256 lo = _mm256_set1_ps(lows[m]);
+    const __m256 s0 = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(lut + m * 16), lo), scales), half);
+    const __m256 s1 = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(lut + m * 16 + 8), lo), scales), half);
+    // 16 int32 in [0, 255] → 16 bytes: packs work within 128-bit lanes, so the permute restores the order.
+    const __m256i words = _mm256_packs_epi32(_mm256_cvttps_epi32(_mm256_min_ps(s0, tops)),
+                                             _mm256_cvttps_epi32(_mm256_min_ps(s1, tops)));
+    const __m256i ordered = _mm256_permute4x64_epi64(words, 0xD8);
+    const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(ordered), _mm256_extracti128_si256(ordered, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + m * 16), bytes);
+  }
+}
+
+QV_AVX512 void lut16_sum_range_avx512(const float* a, const float* b, size_t m_count, float* lut, float* lows,
+                                      float* highs) {
+  for (size_t m = 0; m < m_count; ++m) {
+    __m512 v = _mm512_loadu_ps(a + m * 16);
+    if (b) v = _mm512_add_ps(v, _mm512_loadu_ps(b + m * 16));
+    _mm512_storeu_ps(lut + m * 16, v);
+    lows[m] = _mm512_reduce_min_ps(v);
+    highs[m] = _mm512_reduce_max_ps(v);
+  }
+}
+
+QV_AVX512 void lut16_quantize_avx512(const float* lut, size_t m_count, const float* lows, float scale, float top,
+                                     uint8_t* q) {
+  const __m512 scales = _mm512_set1_ps(scale), half = _mm512_set1_ps(0.5f), tops = _mm512_set1_ps(top);
+  for (size_t m = 0; m < m_count; ++m) {
+    const __m512 shifted = _mm512_sub_ps(_mm512_loadu_ps(lut + m * 16), _mm512_set1_ps(lows[m]));
+    const __m512 v = _mm512_min_ps(_mm512_add_ps(_mm512_mul_ps(shifted, scales), half), tops);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + m * 16), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));
+  }
+}
+
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
@@ -820,7 +887,7 @@ const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed
                               adc_sums_u8_portable,
                               false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
-                              dot_sq8_avx2};
+                              dot_sq8_avx2,     lut16_sum_range_avx2, lut16_quantize_avx2};
 // The 8-bit float ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2
 // kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
@@ -829,14 +896,14 @@ const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transp
                                 adc_sums_u8_portable,
                                 false,            dot_transposed_batch_avx512,
                                 l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
-                                dot_sq8_avx512};
+                                dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512};
 const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                     l2sqr_transposed_avx512,
                                     adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
                                     adc_sums_u8_vbmi,
                                     true,             dot_transposed_batch_avx512,
                                     l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
-                                    dot_sq8_avx512};
+                                    dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512};
 
 }  // namespace quiver
 

@@ -4,23 +4,42 @@
 
 #include <cstring>
 
+#include "simd.h"
+
 namespace quiver {
 
-void LutQuantization::quantize(const float* lut, size_t m_count, size_t ksub, uint8_t* q, size_t q_stride,
-                               float top) {
+void LutQuantization::set_scale(size_t m_count, const float* highs, float top) {
   m_ = m_count;
   bias_ = 0;
   float widest = 0;
-  lows_.resize(m_count);
   for (size_t m = 0; m < m_count; ++m) {
-    float hi;
-    row_range(lut + m * ksub, ksub, &lows_[m], &hi);
     bias_ += lows_[m];
-    widest = std::max(widest, hi - lows_[m]);
+    widest = std::max(widest, highs[m] - lows_[m]);
   }
   // A non-finite entry (a query far outside float range) leaves nothing to bound with: prune nothing.
   exact_only_ = !std::isfinite(widest) || !std::isfinite(bias_);
   scale_ = widest > 0 && !exact_only_ ? top / widest : 1.0f;
+}
+
+void LutQuantization::quantize16(const float* a, const float* b, size_t m_count, float* lut, uint8_t* q, float top) {
+  const Kernels& kern = kernels();
+  lows_.resize(m_count);
+  highs_.resize(m_count);
+  kern.lut16_sum_range(a, b, m_count, lut, lows_.data(), highs_.data());
+  set_scale(m_count, highs_.data(), top);
+  if (exact_only_) {
+    std::fill(q, q + m_count * 16, uint8_t(0));
+    return;
+  }
+  kern.lut16_quantize(lut, m_count, lows_.data(), scale_, top, q);
+}
+
+void LutQuantization::quantize(const float* lut, size_t m_count, size_t ksub, uint8_t* q, size_t q_stride,
+                               float top) {
+  lows_.resize(m_count);
+  highs_.resize(m_count);
+  for (size_t m = 0; m < m_count; ++m) row_range(lut + m * ksub, ksub, &lows_[m], &highs_[m]);
+  set_scale(m_count, highs_.data(), top);
   if (exact_only_) {
     for (size_t m = 0; m < m_count; ++m) std::fill(q + m * q_stride, q + m * q_stride + ksub, uint8_t(0));
     return;

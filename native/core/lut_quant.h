@@ -28,6 +28,11 @@ class LutQuantization {
   // every entry ends up in [0, top]. Runs once per query and table: SSE2 (every x86-64) does 4 entries a step.
   void quantize(const float* lut, size_t m_count, size_t ksub, uint8_t* q, size_t q_stride, float top = 255);
 
+  // The same for 16-entry tables (the 4-bit fast-scan), with the float tables summed on the way: lut = a + b
+  // (b null: lut = a; lut may be a), then q as above with q_stride 16. Runs once per query and probed list, so
+  // it goes through the SIMD kernels (simd.h lut16_*). a, b, lut: m_count × 16 floats; q: m_count × 16 bytes.
+  void quantize16(const float* a, const float* b, size_t m_count, float* lut, uint8_t* q, float top);
+
   // Largest uint8-table sum that may still score ≤ threshold: the rounding bound (m_count / 2 steps) plus one
   // step for the float error of the scores themselves.
   uint32_t bound(double threshold) const {
@@ -41,7 +46,11 @@ class LutQuantization {
   // Smallest and largest of row[0 … ksub).
   static void row_range(const float* row, size_t ksub, float* lo, float* hi);
 
+  // Sets scale_, bias_ and exact_only_ from the tables' ranges (lows_ filled, highs: m_count).
+  void set_scale(size_t m_count, const float* highs, float top);
+
   std::vector<float> lows_;  // lo_m of each table, from the range pass (capacity kept across calls)
+  std::vector<float> highs_;  // quantize16's per-table maxima
   size_t m_ = 0;
   bool exact_only_ = false;
   double bias_ = 0;

@@ -64,6 +64,14 @@ struct Kernels {
   // (a, s, w: d floats; c: d uint8 codes).
   float (*l2sqr_sq8)(const float* a, const float* s, const uint8_t* c, size_t d);
   float (*dot_sq8)(const float* w, const uint8_t* c, size_t d);
+  // The 4-bit fast-scan's tables, built once per query and probed list (lut_quant.h). lut16_sum_range:
+  // lut[i] = a[i] + b[i] (b null: a[i]; lut may be a) for i < 16·m_count, and lows[m] / highs[m] = the smallest
+  // and largest entry of table m (lut + 16m). lut16_quantize: q[i] = (uint8) min(top, (lut[i] − lows[m])·scale
+  // + ½), truncated, for table m of entry i (0 ≤ q ≤ top ≤ 255; levels may round the product-sum once or twice,
+  // so bytes may differ by one between levels: the scans' pruning bound allows a step of float error).
+  // a, b, lut: m_count × 16 floats; lows, highs: m_count; q: m_count × 16 bytes.
+  void (*lut16_sum_range)(const float* a, const float* b, size_t m_count, float* lut, float* lows, float* highs);
+  void (*lut16_quantize)(const float* lut, size_t m_count, const float* lows, float scale, float top, uint8_t* q);
 };
 
 // Kernels of the active level.

@@ -69,6 +69,55 @@ TEST_CASE("fastscan exact block scores: every SIMD level gives the scalar refere
   }
 }
 
+TEST_CASE("fastscan table set-up: every SIMD level sums and ranges like the scalar reference and rounds to nearest") {
+  for (size_t m : {1, 2, 5, 16, 56, 98}) {
+    const auto a = qvtest::random_floats(m * 16, m + 11), b = qvtest::random_floats(m * 16, m + 12);
+    std::vector<float> want_lut(m * 16), want_lo(m), want_hi(m);
+    kScalarKernels.lut16_sum_range(a.data(), b.data(), m, want_lut.data(), want_lo.data(), want_hi.data());
+    // The reference against its definition.
+    for (size_t t = 0; t < m; ++t) {
+      float lo = a[t * 16] + b[t * 16], hi = lo;
+      for (size_t j = 0; j < 16; ++j) {
+        const float v = a[t * 16 + j] + b[t * 16 + j];
+        CHECK(want_lut[t * 16 + j] == v);
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      CHECK(want_lo[t] == lo && want_hi[t] == hi);
+    }
+    const float scale = 127.0f / 3.5f, top = 127;
+    std::vector<uint8_t> want_q(m * 16);
+    kScalarKernels.lut16_quantize(want_lut.data(), m, want_lo.data(), scale, top, want_q.data());
+    for (size_t i = 0; i < m * 16; ++i) {
+      const double exact = (double(want_lut[i]) - want_lo[i / 16]) * scale;
+      CHECK_MSG(std::fabs(double(want_q[i]) - std::min(double(top), exact)) <= 0.5 + 1e-3, "entry " << i);
+    }
+    for (SimdLevel level : supported_simd_levels()) {
+      const Kernels& k = kernels_for(level);
+      std::vector<float> lut(m * 16), lo(m), hi(m);
+      k.lut16_sum_range(a.data(), b.data(), m, lut.data(), lo.data(), hi.data());
+      CHECK_MSG(lut == want_lut && lo == want_lo && hi == want_hi, simd_level_name(level) << " m=" << m);
+      // Without b, in place: the table is a itself.
+      std::vector<float> in_place = a, lo1(m), hi1(m);
+      k.lut16_sum_range(in_place.data(), nullptr, m, in_place.data(), lo1.data(), hi1.data());
+      CHECK_MSG(in_place == a, simd_level_name(level) << " in place m=" << m);
+      for (size_t t = 0; t < m; ++t)
+        CHECK(lo1[t] == *std::min_element(a.begin() + long(t * 16), a.begin() + long(t * 16 + 16)) &&
+              hi1[t] == *std::max_element(a.begin() + long(t * 16), a.begin() + long(t * 16 + 16)));
+      std::vector<uint8_t> q(m * 16);
+      k.lut16_quantize(want_lut.data(), m, want_lo.data(), scale, top, q.data());
+      // Round to nearest, as the pruning bound assumes (a level may round the product-sum once instead of twice,
+      // so its bytes can differ from the reference's at exact halves).
+      size_t off = 0;
+      for (size_t i = 0; i < m * 16; ++i) {
+        const double exact = std::min(double(top), (double(want_lut[i]) - want_lo[i / 16]) * scale);
+        off += std::fabs(double(q[i]) - exact) > 0.5 + 1e-3 || std::abs(int(q[i]) - int(want_q[i])) > 1;
+      }
+      CHECK_MSG(off == 0, simd_level_name(level) << " m=" << m << ": " << off << " bytes not rounded to nearest");
+    }
+  }
+}
+
 TEST_CASE("fastscan index: same results as PQ<M>x4, odd M, filters, refine, remove and reload") {
   const size_t d = 20, n = 1000, nq = 12, k = 10;
   std::vector<float> centres;
