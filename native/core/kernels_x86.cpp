@@ -764,97 +764,89 @@ QV_AVX2 float dot_sq8_avx2(const float* w, const uint8_t* c, size_t d) {
 }
 
 // Refine-store kernels at 16 lanes. The row being re-scored has usually just arrived from memory, so these are
-// about hiding the conversion work behind it: one vpmovzxbd (int8) or vcvtph2ps (fp16) per 16 values. Tails
-// shorter than 16 values are copied into a zeroed buffer (a zero code contributes nothing to either sum, since
-// the matching float lanes are masked to zero).
-QV_AVX512 inline __m512 load_u8x16(const uint8_t* c) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c))));
-}
-
+// about hiding the conversion work behind it: one vpmovzxbd (int8) or vcvtph2ps (fp16) per 16 values. The int8
+// and fp16 forms share one loop, parameterised by how 16 stored values become floats (Lanes::load) and, for
+// L2, whether they are scaled first (int8: a − s·c; fp16: q − h). Tails shorter than 16 values are copied into
+// a zeroed buffer (a zero code contributes nothing to either sum, since the matching float lanes are masked).
 QV_AVX512 inline __mmask16 tail_mask(size_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
 }
 
+struct Uint8Lanes {
+  using Stored = uint8_t;
+  QV_AVX512 static __m512 load(const uint8_t* c) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c))));
+  }
+};
+
+struct HalfLanes {
+  using Stored = uint16_t;
+  QV_AVX512 static __m512 load(const uint16_t* v) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v)));
+  }
+};
+
+// The 16 values at v + i as floats, of which only the first `left` are read (zeros past them).
+template <class Lanes>
+QV_AVX512 inline __m512 load_lanes_tail(const typename Lanes::Stored* v, size_t left) {
+  if (left >= 16) return Lanes::load(v);
+  typename Lanes::Stored tail[16] = {};
+  std::memcpy(tail, v, left * sizeof(typename Lanes::Stored));
+  return Lanes::load(tail);
+}
+
+// a − s·x (kScaled) or a − x over the 16 lanes at `at` (lanes outside `mask` read as zero).
+template <bool kScaled>
+QV_AVX512 inline __m512 lanes_diff(const float* a, const float* s, size_t at, __mmask16 mask, __m512 x) {
+  const __m512 av = _mm512_maskz_loadu_ps(mask, a + at);
+  if constexpr (kScaled) return _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(mask, s + at), x, av);
+  return _mm512_sub_ps(av, x);
+}
+
+// Σ (a[i] − s[i]·x[i])² (kScaled) or Σ (a[i] − x[i])², x the stored values as floats.
+template <class Lanes, bool kScaled>
+QV_AVX512 float l2sqr_lanes_avx512(const float* a, const float* s, const typename Lanes::Stored* v, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const __m512 d0 = lanes_diff<kScaled>(a, s, i, 0xFFFF, Lanes::load(v + i));
+    const __m512 d1 = lanes_diff<kScaled>(a, s, i + 16, 0xFFFF, Lanes::load(v + i + 16));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+  }
+  for (; i < d; i += 16) {
+    const __m512 d0 = lanes_diff<kScaled>(a, s, i, tail_mask(d - i), load_lanes_tail<Lanes>(v + i, d - i));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// Σ w[i]·x[i], x the stored values as floats.
+template <class Lanes>
+QV_AVX512 float dot_lanes_avx512(const float* w, const typename Lanes::Stored* v, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), Lanes::load(v + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), Lanes::load(v + i + 16), acc1);
+  }
+  for (; i < d; i += 16)
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(d - i), w + i), load_lanes_tail<Lanes>(v + i, d - i),
+                           acc0);
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 QV_AVX512 float l2sqr_sq8_avx512(const float* a, const float* s, const uint8_t* c, size_t d) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    const __m512 d0 = _mm512_fnmadd_ps(_mm512_loadu_ps(s + i), load_u8x16(c + i), _mm512_loadu_ps(a + i));
-    const __m512 d1 =
-        _mm512_fnmadd_ps(_mm512_loadu_ps(s + i + 16), load_u8x16(c + i + 16), _mm512_loadu_ps(a + i + 16));
-    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
-    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
-  }
-  for (; i < d; i += 16) {
-    const size_t left = d - i;
-    const __mmask16 mask = tail_mask(left);
-    __m512 codes;
-    if (left >= 16) {
-      codes = load_u8x16(c + i);
-    } else {
-      uint8_t tail[16] = {};
-      std::memcpy(tail, c + i, left);
-      codes = load_u8x16(tail);
-    }
-    const __m512 d0 = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(mask, s + i), codes, _mm512_maskz_loadu_ps(mask, a + i));
-    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  return l2sqr_lanes_avx512<Uint8Lanes, true>(a, s, c, d);
 }
-
 QV_AVX512 float dot_sq8_avx512(const float* w, const uint8_t* c, size_t d) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), load_u8x16(c + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), load_u8x16(c + i + 16), acc1);
-  }
-  for (; i < d; i += 16) {
-    const size_t left = d - i;
-    uint8_t tail[16] = {};
-    std::memcpy(tail, c + i, std::min<size_t>(left, 16));
-    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(left), w + i), load_u8x16(tail), acc0);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  return dot_lanes_avx512<Uint8Lanes>(w, c, d);
 }
-
-QV_AVX512 inline __m512 load_f16x16(const uint16_t* v) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v)));
-}
-
 QV_AVX512 float l2sqr_f16_avx512(const float* q, const uint16_t* v, size_t d) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(q + i), load_f16x16(v + i));
-    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(q + i + 16), load_f16x16(v + i + 16));
-    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
-    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
-  }
-  for (; i < d; i += 16) {
-    const size_t left = d - i;
-    uint16_t tail[16] = {};
-    std::memcpy(tail, v + i, std::min<size_t>(left, 16) * sizeof(uint16_t));
-    const __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail_mask(left), q + i), load_f16x16(tail));
-    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  return l2sqr_lanes_avx512<HalfLanes, false>(q, nullptr, v, d);
 }
-
 QV_AVX512 float dot_f16_avx512(const float* q, const uint16_t* v, size_t d) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load_f16x16(v + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), load_f16x16(v + i + 16), acc1);
-  }
-  for (; i < d; i += 16) {
-    const size_t left = d - i;
-    uint16_t tail[16] = {};
-    std::memcpy(tail, v + i, std::min<size_t>(left, 16) * sizeof(uint16_t));
-    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(left), q + i), load_f16x16(tail), acc0);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  return dot_lanes_avx512<HalfLanes>(q, v, d);
 }
 
 // Fast-scan table set-up (simd.h). A 16-entry table is two AVX2 registers or one AVX-512 register, so each
