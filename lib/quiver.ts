@@ -249,9 +249,10 @@ export function toIdArray(value: unknown, name: string): BigInt64Array {
   throw new TypeError(`${name}: expected a BigInt64Array or an array of bigint ids, got ${describe(value)}`);
 }
 
-function checkPath(path: unknown): string {
-  const p = expectString(path, 'path');
-  if (p.length === 0 || p.includes('\0')) throw new RangeError(`path: expected a non-empty file path, got ${describe(p)}`);
+/** A file or folder path argument; `name` is the parameter's name in the caller's signature. */
+function checkPath(path: unknown, name = 'path', what = 'file path'): string {
+  const p = expectString(path, name);
+  if (p.length === 0 || p.includes('\0')) throw new RangeError(`${name}: expected a non-empty ${what}, got ${describe(p)}`);
   return p;
 }
 
@@ -448,13 +449,13 @@ export class Index {
    * (layout in lib/codebooks.ts), for engines that take external codebooks. Returns the manifest.
    */
   async exportCodebooks(dir: string): Promise<CodebooksManifest> {
-    const target = checkPath(dir);
+    const target = checkPath(dir, 'dir', 'folder path');
     return writeCodebooksAsync(target, this.#native.exportPlain(), { spec: this.spec, dim: this.dim, metric: this.metric });
   }
 
   exportCodebooksSync(dir: string): CodebooksManifest {
-    const plain = this.#native.exportPlain();
-    return writeCodebooks(checkPath(dir), plain, { spec: this.spec, dim: this.dim, metric: this.metric });
+    const target = checkPath(dir, 'dir', 'folder path');
+    return writeCodebooks(target, this.#native.exportPlain(), { spec: this.spec, dim: this.dim, metric: this.metric });
   }
 
   /** The index in its file format, as a Node Buffer (for Index.fromBuffer, another thread or process). */

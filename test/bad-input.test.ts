@@ -10,6 +10,7 @@ const data = randomFloats(300 * dim, 4);
 const flat = Index.trainSync('Flat', data, { dim });
 flat.addSync(data);
 const codec = Codec.trainSync('PQ3x4', data, { dim, iterations: 3 }); // 12 bits: 2-byte codes
+const codecIndex = Index.trainSync('PQ2x4', data, { dim, iterations: 2 });
 const NaNs = Float32Array.from(data.subarray(0, dim * 2));
 NaNs[11] = NaN;
 const infs = Float32Array.from(data.subarray(0, dim));
@@ -74,6 +75,11 @@ const cases: Case[] = [
   ['codec: encode NaN', () => codec.encode(NaNs), RangeError, /vectors: expected finite numbers/],
   // misc
   ['setSimdLevel: unknown level', () => setSimdLevel('sse9'), RangeError, /level: expected one of .*got "sse9"/],
+  ['save: path not a string', () => flat.saveSync(3 as never), TypeError, /path: expected a string, got 3/],
+  ['save: path empty', () => flat.saveSync(''), RangeError, /path: expected a non-empty file path, got ""/],
+  ['exportCodebooks: dir not a string', () => codecIndex.exportCodebooksSync(3 as never), TypeError, /dir: expected a string, got 3/],
+  ['exportCodebooks: dir empty', () => codecIndex.exportCodebooksSync(''), RangeError, /dir: expected a non-empty folder path, got ""/],
+  ['exportCodebooks (async): dir not a string', () => codecIndex.exportCodebooks(3 as never), TypeError, /dir: expected a string, got 3/],
   ['readVectors: path not a string', () => readVectors(3 as never), TypeError, /path: expected a string/],
   ['readVectors: unknown extension', () => readVectors('/tmp/x.txt'), RangeError, /cannot tell the format/],
   ['readVectors: bad count', () => readVectors('/tmp/x.fvecs', { count: -1 }), RangeError, /options\.count/],
