@@ -22,7 +22,10 @@ export interface DemoOptions {
 
 export interface DemoRow {
   spec: string;
+  /** Bytes per vector: the codes plus, for ",Refine" specs, the stored copy (refineBytesPerVector of it). */
   bytesPerVector: number;
+  /** The refine store's share of bytesPerVector (0 without one). */
+  refineBytesPerVector: number;
   trainSeconds: number;
   addSeconds: number;
   batchQps: number;
@@ -105,7 +108,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     });
     rows.push({
       spec: index.spec,
-      bytesPerVector: index.codeSize,
+      bytesPerVector: index.codeSize + index.refineBytes,
+      refineBytesPerVector: index.refineBytes,
       trainSeconds,
       addSeconds,
       batchQps,
@@ -130,7 +134,7 @@ export function formatDemo(result: DemoResult, refine = 10, nprobe = 16): string
   const header = ['spec', 'bytes/vec', 'train s', 'add s', 'batch q/s', 'single q/s', 'R@1', 'R@10', 'R@100', '10-R@10'];
   const lines = result.rows.map((r) => [
     r.spec + searchNote(r.spec, refine, nprobe),
-    String(r.bytesPerVector),
+    r.refineBytesPerVector ? `${r.bytesPerVector - r.refineBytesPerVector} + ${r.refineBytesPerVector}` : String(r.bytesPerVector),
     r.trainSeconds.toFixed(2),
     r.addSeconds.toFixed(3),
     Math.round(r.batchQps).toLocaleString('en-US'),

@@ -23,11 +23,19 @@ t.test('quiver demo --json measures Flat and PQ on the embedded data', async (t)
   t.ok(pq.batchQps > 0 && pq.singleQps > 0);
 });
 
-t.test('the demo table is printed without --json', async (t) => {
-  const run = spawnSync(process.execPath, [bin, 'demo', '--specs', 'Flat', '--no-progress'], { encoding: 'utf8' });
+t.test('the demo table is printed without --json; refine rows count their stored copy', async (t) => {
+  const specs = 'Flat;PQ8x4fs,Refine,store=int8';
+  const run = spawnSync(process.execPath, [bin, 'demo', '--specs', specs, '--no-progress'], { encoding: 'utf8' });
   t.equal(run.status, 0, run.stderr);
   t.match(run.stdout, /\| Flat +\| +512 \|/);
+  t.match(run.stdout, /\| PQ8x4fs,Refine,store=int8 \(refine 10\) +\| +4 \+ 128 \|/);
   t.match(run.stdout, /10-R@10/);
+  const json = spawnSync(process.execPath, [bin, 'demo', '--specs', specs, '--json'], { encoding: 'utf8' });
+  t.equal(json.status, 0, json.stderr);
+  const [flat, refined] = JSON.parse(json.stdout).rows;
+  t.equal(flat.refineBytesPerVector, 0);
+  t.equal(refined.bytesPerVector, 4 + 128);
+  t.equal(refined.refineBytesPerVector, 128);
 });
 
 t.test('bad usage exits 2 with a message', async (t) => {
