@@ -129,6 +129,12 @@ class Index {
   virtual void reconstruct_row(size_t row, float* out) const = 0;
   // True when the scan's scores are exact already (Flat), so refine > 1 needs no store and changes nothing.
   virtual bool exact_scores() const { return false; }
+  // Query groups (Flat): an index whose scores cost memory bandwidth more than arithmetic says so with
+  // scores_query_groups() and scores rows [begin, begin + count) against nq queries at once in score_queries
+  // (out[q·count + i]), each score bit for bit what make_scorer(query q) gives, so that a row is read from
+  // memory once per group rather than once per query. Other indexes scan query by query.
+  virtual bool scores_query_groups() const { return false; }
+  virtual void score_queries(const float* queries, size_t nq, size_t begin, size_t count, float* out) const {}
   // Subclass state: written after the common sections, read back by load_impl.
   virtual void save_impl(ContainerWriter& out) const = 0;
   // Indexes that do not scan every row (IVF) take over candidate generation: search_custom fills
@@ -194,6 +200,8 @@ class FlatIndex : public Index {
   std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
   void reconstruct_row(size_t row, float* out) const override;
   bool exact_scores() const override { return true; }
+  bool scores_query_groups() const override { return true; }
+  void score_queries(const float* queries, size_t nq, size_t begin, size_t count, float* out) const override;
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
                  bool borrow) override;

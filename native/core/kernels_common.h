@@ -6,6 +6,13 @@
 
 namespace quiver {
 
+// The query-group form of a pairwise distance (simd.h l2sqr_queries / dot_queries) for levels without a blocked
+// kernel: the same function per pair, so the same bits as calling it query by query.
+template <float (*Pair)(const float*, const float*, size_t)>
+void queries_by_pairs(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out) {
+  for (size_t q = 0; q < nq; ++q) out[q] = Pair(queries + q * ldq, x, d);
+}
+
 // 8-bit ADC, out[i] = Σ_m lut[m·256 + codes[i·m_count + m]]: table look-ups have no fast vector form on x86
 // (gathers are micro-coded) nor on NEON, so this scores 4 codes at once with 8 independent partial sums (even and
 // odd sub-quantizers apart): the float additions no longer wait on each other and the load ports stay busy. Every

@@ -181,7 +181,9 @@ const Kernels kNeonKernels = {l2sqr_neon,
                               l2sqr_sq8_reference,
                               dot_sq8_reference,
                               lut16_sum_range_reference,
-                              lut16_quantize_reference};
+                              lut16_quantize_reference,
+                              queries_by_pairs<l2sqr_neon>,
+                              queries_by_pairs<dot_neon>};
 
 }  // namespace quiver
 

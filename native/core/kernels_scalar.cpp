@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels_common.h"
 #include "refine.h"
 #include "simd.h"
 
@@ -158,6 +159,7 @@ const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_tran
                                 adc_sums_u8_scalar,
                                 false,              dot_transposed_batch_scalar,
                                 l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
-                                dot_sq8_scalar,     lut16_sum_range_scalar, lut16_quantize_scalar};
+                                dot_sq8_scalar,     lut16_sum_range_scalar, lut16_quantize_scalar,
+                                queries_by_pairs<l2sqr_scalar>, queries_by_pairs<dot_scalar>};
 
 }  // namespace quiver

@@ -916,6 +916,70 @@ QV_AVX512 void lut16_quantize_avx512(const float* lut, size_t m_count, const flo
   }
 }
 
+// Query groups against one stored vector (simd.h l2sqr_queries / dot_queries): P queries share every load of
+// x, and their 2P accumulator chains are independent, where P calls of l2sqr_avx512 each wait on one chain of
+// FMAs. Each pair's lanes, masked tail and final reduction are those of l2sqr_avx512 / dot_avx512, so the
+// scores are bit-identical to them.
+template <size_t P, bool kL2>
+QV_AVX512 void queries_avx512(const float* queries, size_t ldq, const float* x, size_t d, float* out) {
+  __m512 acc0[P], acc1[P];
+  for (size_t p = 0; p < P; ++p) acc0[p] = acc1[p] = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+    for (size_t p = 0; p < P; ++p) {
+      const __m512 q0 = _mm512_loadu_ps(queries + p * ldq + i), q1 = _mm512_loadu_ps(queries + p * ldq + i + 16);
+      if constexpr (kL2) {
+        const __m512 d0 = _mm512_sub_ps(q0, x0), d1 = _mm512_sub_ps(q1, x1);
+        acc0[p] = _mm512_fmadd_ps(d0, d0, acc0[p]);
+        acc1[p] = _mm512_fmadd_ps(d1, d1, acc1[p]);
+      } else {
+        acc0[p] = _mm512_fmadd_ps(q0, x0, acc0[p]);
+        acc1[p] = _mm512_fmadd_ps(q1, x1, acc1[p]);
+      }
+    }
+  }
+  for (; i < d; i += 16) {
+    const __mmask16 mask = tail_mask(d - i);
+    const __m512 x0 = _mm512_maskz_loadu_ps(mask, x + i);
+    for (size_t p = 0; p < P; ++p) {
+      const __m512 q0 = _mm512_maskz_loadu_ps(mask, queries + p * ldq + i);
+      if constexpr (kL2) {
+        const __m512 d0 = _mm512_sub_ps(q0, x0);
+        acc0[p] = _mm512_fmadd_ps(d0, d0, acc0[p]);
+      } else {
+        acc0[p] = _mm512_fmadd_ps(q0, x0, acc0[p]);
+      }
+    }
+  }
+  for (size_t p = 0; p < P; ++p) out[p] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[p], acc1[p]));
+}
+
+template <bool kL2>
+QV_AVX512 void queries_dispatch_avx512(const float* queries, size_t nq, size_t ldq, const float* x, size_t d,
+                                       float* out) {
+  switch (nq) {
+    case 8: return queries_avx512<8, kL2>(queries, ldq, x, d, out);
+    case 7: return queries_avx512<7, kL2>(queries, ldq, x, d, out);
+    case 6: return queries_avx512<6, kL2>(queries, ldq, x, d, out);
+    case 5: return queries_avx512<5, kL2>(queries, ldq, x, d, out);
+    case 4: return queries_avx512<4, kL2>(queries, ldq, x, d, out);
+    case 3: return queries_avx512<3, kL2>(queries, ldq, x, d, out);
+    case 2: return queries_avx512<2, kL2>(queries, ldq, x, d, out);
+    case 1: return queries_avx512<1, kL2>(queries, ldq, x, d, out);
+    default: return;
+  }
+}
+
+QV_AVX512 void l2sqr_queries_avx512(const float* queries, size_t nq, size_t ldq, const float* x, size_t d,
+                                    float* out) {
+  queries_dispatch_avx512<true>(queries, nq, ldq, x, d, out);
+}
+QV_AVX512 void dot_queries_avx512(const float* queries, size_t nq, size_t ldq, const float* x, size_t d,
+                                  float* out) {
+  queries_dispatch_avx512<false>(queries, nq, ldq, x, d, out);
+}
+
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
@@ -924,7 +988,8 @@ const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed
                               adc_sums_u8_portable,
                               false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
-                              dot_sq8_avx2,     lut16_sum_range_avx2, lut16_quantize_avx2};
+                              dot_sq8_avx2,     lut16_sum_range_avx2, lut16_quantize_avx2,
+                              queries_by_pairs<l2sqr_avx2>, queries_by_pairs<dot_avx2>};
 // The 8-bit float ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2
 // kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
@@ -933,14 +998,16 @@ const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transp
                                 adc_sums_u8_portable,
                                 false,            dot_transposed_batch_avx512,
                                 l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
-                                dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512};
+                                dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
+                                l2sqr_queries_avx512, dot_queries_avx512};
 const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                     l2sqr_transposed_avx512,
                                     adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
                                     adc_sums_u8_vbmi,
                                     true,             dot_transposed_batch_avx512,
                                     l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
-                                    dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512};
+                                    dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
+                                l2sqr_queries_avx512, dot_queries_avx512};
 
 }  // namespace quiver
 

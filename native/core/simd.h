@@ -72,7 +72,15 @@ struct Kernels {
   // a, b, lut: m_count × 16 floats; lows, highs: m_count; q: m_count × 16 bytes.
   void (*lut16_sum_range)(const float* a, const float* b, size_t m_count, float* lut, float* lows, float* highs);
   void (*lut16_quantize)(const float* lut, size_t m_count, const float* lows, float scale, float top, uint8_t* q);
+  // One stored vector x (d floats) against a group of nq ≤ kMaxQueryGroup queries (rows of ldq floats):
+  // out[q] = l2sqr(query q, x) / dot(query q, x), bit for bit what this level's l2sqr / dot return (Flat
+  // searches score query groups so that each stored vector is read once per group).
+  void (*l2sqr_queries)(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out);
+  void (*dot_queries)(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out);
 };
+
+// Largest query group l2sqr_queries / dot_queries take.
+constexpr size_t kMaxQueryGroup = 8;
 
 // Kernels of the active level.
 const Kernels& kernels();
