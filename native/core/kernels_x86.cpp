@@ -916,6 +916,73 @@ QV_AVX512 void lut16_quantize_avx512(const float* lut, size_t m_count, const flo
   }
 }
 
+// AVX2 query groups (simd.h l2sqr_queries / dot_queries), four queries at a time (8 accumulators of the 16
+// registers): each pair's lanes, 8-wide step, horizontal sum and scalar tail are those of l2sqr_avx2 / dot_avx2,
+// so the scores have their bits.
+template <size_t P, bool kL2>
+QV_AVX2 void queries_avx2(const float* queries, size_t ldq, const float* x, size_t d, float* out) {
+  __m256 acc0[P], acc1[P];
+  for (size_t p = 0; p < P; ++p) acc0[p] = acc1[p] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+    for (size_t p = 0; p < P; ++p) {
+      const float* q = queries + p * ldq;
+      if constexpr (kL2) {
+        const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), x0), d1 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 8), x1);
+        acc0[p] = _mm256_fmadd_ps(d0, d0, acc0[p]);
+        acc1[p] = _mm256_fmadd_ps(d1, d1, acc1[p]);
+      } else {
+        acc0[p] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), x0, acc0[p]);
+        acc1[p] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), x1, acc1[p]);
+      }
+    }
+  }
+  for (; i + 8 <= d; i += 8) {
+    const __m256 x0 = _mm256_loadu_ps(x + i);
+    for (size_t p = 0; p < P; ++p) {
+      const float* q = queries + p * ldq;
+      if constexpr (kL2) {
+        const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), x0);
+        acc0[p] = _mm256_fmadd_ps(d0, d0, acc0[p]);
+      } else {
+        acc0[p] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), x0, acc0[p]);
+      }
+    }
+  }
+  for (size_t p = 0; p < P; ++p) {
+    const float* q = queries + p * ldq;
+    float sum = hsum256(_mm256_add_ps(acc0[p], acc1[p]));
+    for (size_t j = i; j < d; ++j) {
+      if constexpr (kL2) {
+        const float diff = q[j] - x[j];
+        sum += diff * diff;
+      } else {
+        sum += q[j] * x[j];
+      }
+    }
+    out[p] = sum;
+  }
+}
+
+template <bool kL2>
+QV_AVX2 void queries_dispatch_avx2(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out) {
+  for (; nq >= 4; nq -= 4, queries += 4 * ldq, out += 4) queries_avx2<4, kL2>(queries, ldq, x, d, out);
+  switch (nq) {
+    case 3: return queries_avx2<3, kL2>(queries, ldq, x, d, out);
+    case 2: return queries_avx2<2, kL2>(queries, ldq, x, d, out);
+    case 1: return queries_avx2<1, kL2>(queries, ldq, x, d, out);
+    default: return;
+  }
+}
+
+QV_AVX2 void l2sqr_queries_avx2(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out) {
+  queries_dispatch_avx2<true>(queries, nq, ldq, x, d, out);
+}
+QV_AVX2 void dot_queries_avx2(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out) {
+  queries_dispatch_avx2<false>(queries, nq, ldq, x, d, out);
+}
+
 // Query groups against one stored vector (simd.h l2sqr_queries / dot_queries): P queries share every load of
 // x, and their 2P accumulator chains are independent, where P calls of l2sqr_avx512 each wait on one chain of
 // FMAs. Each pair's lanes, masked tail and final reduction are those of l2sqr_avx512 / dot_avx512, so the
@@ -989,7 +1056,7 @@ const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed
                               false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
                               dot_sq8_avx2,     lut16_sum_range_avx2, lut16_quantize_avx2,
-                              queries_by_pairs<l2sqr_avx2>, queries_by_pairs<dot_avx2>};
+                              l2sqr_queries_avx2, dot_queries_avx2};
 // The 8-bit float ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2
 // kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
