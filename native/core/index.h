@@ -188,6 +188,11 @@ class Index {
 // Exact search over float32 vectors (also the reference for recall).
 class FlatIndex : public Index {
  public:
+  // Batch searches score query groups (score_queries) where the store does not stay in cache: from 16 MiB of
+  // vectors. Below that (the SIFT slice, 5 MB, k = 100) groups measured about 10 % slower than query-by-query
+  // scans, which then read the rows from L2/L3.
+  static constexpr size_t kQueryGroupMinBytes = size_t(16) << 20;
+
   FlatIndex(size_t dim, Metric metric) : Index(dim, metric) {}
   std::string spec() const override { return "Flat"; }
   size_t code_size() const override { return dim() * sizeof(float); }
@@ -200,7 +205,7 @@ class FlatIndex : public Index {
   std::unique_ptr<RowScorer> make_scorer(const float* query) const override;
   void reconstruct_row(size_t row, float* out) const override;
   bool exact_scores() const override { return true; }
-  bool scores_query_groups() const override { return true; }
+  bool scores_query_groups() const override { return size() * dim() * sizeof(float) >= kQueryGroupMinBytes; }
   void score_queries(const float* queries, size_t nq, size_t begin, size_t count, float* out) const override;
   void save_impl(ContainerWriter& out) const override;
   void load_impl(const std::vector<Section>& sections, const std::shared_ptr<ByteSource>& source,
