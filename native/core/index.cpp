@@ -192,14 +192,18 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
   if (params.refine > 1) shortlist = k > size_t(-1) / params.refine ? size_t(-1) : k * params.refine;
   shortlist = std::max<size_t>(std::min(shortlist, n), 1);
 
+  // Scores of rows [first_row, first_row + count) into a top-k, honouring the filter.
+  const auto push_scores = [&](const float* scores, size_t first_row, size_t count, TopK& out) {
+    for (size_t i = 0; i < count; ++i)
+      if (scores[i] <= out.threshold() && filter.allows(first_row + i)) out.push(scores[i], int64_t(first_row + i));
+  };
   auto scan = [&](const RowScorer& scorer, size_t begin, size_t end, TopK& out) {
     if (scorer.scan(begin, end, out, filter)) return;
     float scores[kScanBlock];
     for (size_t block = begin; block < end; block += kScanBlock) {
       const size_t count = std::min(kScanBlock, end - block);
       scorer.score(block, count, scores);
-      for (size_t i = 0; i < count; ++i)
-        if (scores[i] <= out.threshold() && filter.allows(block + i)) out.push(scores[i], int64_t(block + i));
+      push_scores(scores, block, count, out);
     }
   };
 
@@ -239,10 +243,10 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
     return;
   }
   // Indexes that score query groups (Flat) read each stored row once per group of queries instead of once per
-  // query. Groups of up to 64, but at least four per thread so that a slow thread (a shared machine) does not
-  // hold up the call: with 100 queries on two threads, two groups of 50 ran at 0.7× the query-by-query path;
-  // a block of kGroupRows rows keeps a group's scores (group × kGroupRows floats) in L2. Fashion-MNIST Flat (60 000 × 784, 188 MB, one thread):
-  // 119 q/s query by query, 230–270 in groups of 8, 330–370 of 32, 360–400 of 64.
+  // query. Groups of up to 64 (Fashion-MNIST Flat, 60 000 × 784, 188 MB, one thread: 119 q/s query by query,
+  // 230–270 in groups of 8, 330–370 of 32, 360–400 of 64), but at least four per thread so that a slow thread
+  // (a shared machine) does not hold up the call: with 100 queries on two threads, two groups of 50 ran at 0.7×
+  // the query-by-query path. A block of kGroupRows rows keeps a group's scores (group × kGroupRows floats) in L2.
   constexpr size_t kMaxGroup = 64, kGroupRows = 256;
   if (nq >= 2 && scores_query_groups()) {
     const size_t group = std::clamp<size_t>((nq + 4 * threads - 1) / (4 * threads), kMaxQueryGroup, kMaxGroup);
@@ -255,12 +259,7 @@ void Index::search(size_t nq, const float* queries, size_t k, const SearchParams
           for (size_t block = 0; block < n; block += kGroupRows) {
             const size_t count = std::min(kGroupRows, n - block);
             score_queries(queries + begin * dim_, g, block, count, scores.data());
-            for (size_t q = 0; q < g; ++q) {
-              const float* s = &scores[q * count];
-              TopK& out = best[q];
-              for (size_t i = 0; i < count; ++i)
-                if (s[i] <= out.threshold() && filter.allows(block + i)) out.push(s[i], int64_t(block + i));
-            }
+            for (size_t q = 0; q < g; ++q) push_scores(&scores[q * count], block, count, best[q]);
           }
           for (size_t q = 0; q < g; ++q)
             finish_query(queries + (begin + q) * dim_, best[q].take_sorted(), k, params, labels + (begin + q) * k,

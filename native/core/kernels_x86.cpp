@@ -1074,7 +1074,7 @@ const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_tr
                                     true,             dot_transposed_batch_avx512,
                                     l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
                                     dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
-                                l2sqr_queries_avx512, dot_queries_avx512};
+                                    l2sqr_queries_avx512, dot_queries_avx512};
 
 }  // namespace quiver
 

@@ -3,9 +3,9 @@
 
 #include <cstddef>
 #include <cstdlib>
-#include <new>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "io.h"

@@ -156,7 +156,8 @@ TEST_CASE("flat: batch search in query groups returns what query-by-query search
         auto queries = qvtest::random_floats(nq * d, nq + 50);
         const size_t edges[] = {0, 255, 256, 511, 767, 3839, 4095, 4096, n - 1};
         for (size_t q = 0; q < nq && q < std::size(edges); ++q)
-          std::copy(x.begin() + long(edges[q] * d), x.begin() + long((edges[q] + 1) * d), queries.begin() + long(q * d));
+          std::copy(x.begin() + long(edges[q] * d), x.begin() + long((edges[q] + 1) * d),
+                    queries.begin() + long(q * d));
         SearchParams params;
         params.threads = 2;
         if (filtered) {
