@@ -130,6 +130,7 @@ void encode_rq(const ResidualQuantizer& rq, size_t n, const float* x, uint8_t* c
 
 bool encode_trq(const TransformedResidualQuantizer& trq, size_t n, const float* x, uint8_t* codes) {
   if (trq.options().beam != 1) return false;  // joint first-level beam: CPU
+  if (trq.subspace_transforms()) return false;  // the kernel applies full d × d transforms: CPU
   const size_t d = trq.dim(), k1 = trq.first_count();
   std::vector<int32_t> slots(k1);
   std::vector<float> transforms;

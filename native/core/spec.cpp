@@ -23,8 +23,8 @@ namespace {
   "PQ<M>[x<b>] | OPQ<M>,PQ<M>[x<b>][,iters=N] | "                                                            \
   "RQ<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                       \
   "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                  \
-  "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W] | "                 \
-  "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
+  "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W][,sub=p][,pd=S] | "  \
+  "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W][,sub=p][,pd=S] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
 
 constexpr const char* kIndexGrammar =
     "\"Flat\", \"PQ<M>x4fs\", \"IVF<nlist>,[TRQ,]<codec>\", \"IVF<nlist>,[TRQ,]PQ<M>x4fs\" or a codec (" QV_CODEC_GRAMMAR
@@ -339,13 +339,15 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
       o.refit_rounds = options.integer("refit", TransformedResidualQuantizer::kDefaultRefitRounds, 0, 20);
     };
     o.prior = options.number("reg", TransformedResidualQuantizer::kDefaultPrior, 0, 1e6);
+    o.subspace = options.integer("sub", 0, 1, 65536);
+    o.progressive_steps = options.integer("pd", 0, 0, 64);
     o.norm = options.norm();
     if (count == 1) {
       QV_CHECK(n[0] >= 2, InvalidArgument,
                "spec \"" << spec << "\": TRQ1x" << n[1] << " alone has no fine quantizer; write TRQ<L>x<b> with L >= 2 "
                          "(first level + L−1 RQ stages) or TRQ1x<b>,PQ<M>x<b>");
       read_rq_fine_options();
-      options.finish("TRQ", "beam, trainbeam, refit, iters, norm, pca, reg");
+      options.finish("TRQ", "beam, trainbeam, refit, iters, norm, pca, reg, sub, pd");
       return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Residual, n[0] - 1, n[1], o);
     }
     QV_CHECK(n[0] == 1 && (second_is("PQ") || second_is("RQ")), InvalidArgument,
@@ -356,12 +358,12 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     fine.options.clear();
     if (fine.name == "PQ") {
       const PqParams pq = read_pq(spec, fine, false);
-      options.finish("TRQ1x<b>,PQ<M>x<b>", "beam, iters, pca, reg");
+      options.finish("TRQ1x<b>,PQ<M>x<b>", "beam, iters, pca, reg, sub, pd");
       return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Product, pq.m, pq.nbits, o);
     }
     const std::vector<size_t> f = read_numbers(spec, fine, 1, 2, 8, "RQ<L>x<b> after TRQ1x<b>");
     read_rq_fine_options();
-    options.finish("TRQ1x<b>,RQ<L>x<b>", "beam, trainbeam, refit, iters, norm, pca, reg");
+    options.finish("TRQ1x<b>,RQ<L>x<b>", "beam, trainbeam, refit, iters, norm, pca, reg, sub, pd");
     return std::make_unique<TransformedResidualQuantizer>(dim, n[1], FineQuantizerKind::Residual, f[0], f[1], o);
   }
   QV_THROW(InvalidArgument, "spec \"" << spec << "\": unknown component \"" << first.text << "\"; expected "

@@ -75,7 +75,7 @@ struct TransformedResidualQuantizer::Scratch {
 TransformedResidualQuantizer::TransformedResidualQuantizer(size_t dim, size_t first_bits, FineQuantizerKind fine,
                                                            size_t fine_count, size_t fine_bits, TRQOptions options)
     : Quantizer(dim), first_bits_(first_bits), k1_(0), fine_count_(fine_count), fine_bits_(fine_bits),
-      code_bytes_(0), options_(options), norm_(options.norm) {
+      code_bytes_(0), options_(options), norm_(options.norm), tdim_(options.subspace ? options.subspace : dim) {
   QV_CHECK(dim >= 1, InvalidArgument, "TRQ needs dim >= 1");
   QV_CHECK(first_bits >= 1 && first_bits <= 16, InvalidArgument,
            "the first level needs 1 <= bits <= 16, got " << first_bits);
@@ -85,15 +85,24 @@ TransformedResidualQuantizer::TransformedResidualQuantizer(size_t dim, size_t fi
            "TRQ iterations must be 1 … 50, got " << options.iterations);
   QV_CHECK(options.prior >= 0 && options.prior <= 1e6, InvalidArgument,
            "TRQ prior weight (reg) must be 0 … 1e6, got " << options.prior);
+  QV_CHECK(options.progressive_steps <= 64, InvalidArgument,
+           "TRQ progressive-dimension steps (pd) must be 0 … 64, got " << options.progressive_steps);
   k1_ = size_t(1) << first_bits;
   if (options.transforms) {
-    const double bytes = double(k1_) * double(dim) * double(dim) * sizeof(float);
+    QV_CHECK(options.subspace <= dim, InvalidArgument,
+             "TRQ subspace (sub) must be 1 … dim = " << dim << ", got " << options.subspace);
+    QV_CHECK(!(options.subspace && options.pca_init), InvalidArgument,
+             "pca=1 starts full transforms from per-cluster PCA; subspace transforms (sub) start from the identity");
+    const double bytes = (double(k1_) * double(tdim_) + double(options.subspace ? dim : 0)) * double(tdim_) *
+                         sizeof(float);
     QV_CHECK(bytes <= double(kMaxTransformBytes), InvalidArgument,
              "TRQ with " << k1_ << " first-level clusters at dim " << dim << " may need "
-                         << uint64_t(bytes / (1 << 20)) << " MiB of transforms (K1·d²·4 bytes); the limit is "
-                         << (kMaxTransformBytes >> 20) << " MiB: use fewer first-level bits");
+                         << uint64_t(bytes / (1 << 20)) << " MiB of transforms (K1·t²·4 bytes, t = "
+                         << (options.subspace ? "sub" : "d") << " = " << tdim_ << "); the limit is "
+                         << (kMaxTransformBytes >> 20) << " MiB: use fewer first-level bits or a subspace (sub=p)");
   } else {
     QV_CHECK(!options.pca_init, InvalidArgument, "pca=1 initialises transforms: it needs TRQ");
+    QV_CHECK(options.subspace == 0, InvalidArgument, "sub=p shapes transforms: it needs TRQ");
   }
   if (fine == FineQuantizerKind::Residual) {
     QV_CHECK(options.transforms, InvalidArgument,
@@ -105,6 +114,7 @@ TransformedResidualQuantizer::TransformedResidualQuantizer(size_t dim, size_t fi
     fine_options.beam = options.beam;
     fine_options.train_beam = options.train_beam;
     fine_options.refit_rounds = 0;
+    fine_options.progressive_steps = options.progressive_steps;
     // The fine RQ's own refit runs once, after the alternation (train() below), not at each fine retraining.
     fine_rq_ = std::make_unique<ResidualQuantizer>(dim, fine_count, fine_bits, fine_options);
   } else {
@@ -133,7 +143,51 @@ std::string TransformedResidualQuantizer::spec() const {
   if (norm_.storage() != NormStorage::Float32) s += std::string(",norm=") + norm_.name();
   if (options_.pca_init) s += ",pca=1";
   if (options_.prior != kDefaultPrior) s += ",reg=" + format_number(options_.prior);
+  if (options_.subspace) s += ",sub=" + std::to_string(options_.subspace);
+  if (options_.progressive_steps) s += ",pd=" + std::to_string(options_.progressive_steps);
   return s;
+}
+
+// ----------------------------------------------------------------------------------------------- transforms
+
+void TransformedResidualQuantizer::rotate(size_t k, size_t count, const float* r, float* y) const {
+  const size_t d = dim(), p = tdim_;
+  const float* rot = transform(k);
+  if (!rot) {
+    std::memcpy(y, r, count * d * sizeof(float));
+    return;
+  }
+  if (!subspace_transforms()) {
+    matvec_many(d, d, rot, count, r, d, y, d);
+    return;
+  }
+  // y = r + Pᵀ(A t − t) with t = P r: two passes over P (p × d) and one over A (p × p).
+  std::vector<float> t(count * p), u(count * p);
+  matvec_many(p, d, basis_.data(), count, r, d, t.data(), p);
+  matvec_many(p, p, rot, count, t.data(), p, u.data(), p);
+  for (size_t i = 0; i < count * p; ++i) u[i] -= t[i];
+  matvec_many(d, p, basis_t_.data(), count, u.data(), p, y, d);
+  for (size_t i = 0; i < count * d; ++i) y[i] += r[i];
+}
+
+void TransformedResidualQuantizer::rotate_back(size_t k, const float* y, float* r) const {
+  const size_t d = dim(), p = tdim_;
+  const float* rot = transform(k);
+  if (!rot) {
+    std::memcpy(r, y, d * sizeof(float));
+    return;
+  }
+  if (!subspace_transforms()) {
+    matvec_transposed(d, d, rot, y, r);
+    return;
+  }
+  // R_kᵀ = I + Pᵀ(A_kᵀ − I)P.
+  std::vector<float> t(p), u(p);
+  matvec(p, d, basis_.data(), y, t.data());
+  matvec_transposed(p, p, rot, t.data(), u.data());
+  for (size_t i = 0; i < p; ++i) u[i] -= t[i];
+  matvec(d, p, basis_t_.data(), u.data(), r);
+  for (size_t i = 0; i < d; ++i) r[i] += y[i];
 }
 
 // ----------------------------------------------------------------------------------------------- encoding
@@ -209,11 +263,7 @@ void TransformedResidualQuantizer::encode_greedy_rows(
     for (size_t v = 0, run_end; v < count; v = run_end) {
       const uint32_t k = clusters[order[o + v]];
       for (run_end = v + 1; run_end < count && clusters[order[o + run_end]] == k;) ++run_end;
-      const float* rot = transform(k);
-      if (rot)
-        matvec_many(d, d, rot, run_end - v, &residuals[v * d], d, &ys[v * d], d);
-      else
-        std::memcpy(&ys[v * d], &residuals[v * d], (run_end - v) * d * sizeof(float));
+      rotate(k, run_end - v, &residuals[v * d], &ys[v * d]);
     }
     for (size_t v = 0; v < count; ++v) sq_errors[v] = kern.dot(&ys[v * d], &ys[v * d], d);
     std::memcpy(residuals.data(), ys.data(), count * d * sizeof(float));
@@ -238,10 +288,9 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, Scratch& s,
     const uint32_t k = s.candidates[b];
     const float* c = first_centroid(k);
     float* y = &s.ys[b * d];
-    const float* rot = transform(k);
-    if (rot) {
+    if (transform(k)) {
       for (size_t t = 0; t < d; ++t) s.residual[t] = x[t] - c[t];
-      matvec(d, d, rot, s.residual.data(), y);
+      rotate(k, 1, s.residual.data(), y);
     } else {
       for (size_t t = 0; t < d; ++t) y[t] = x[t] - c[t];
     }
@@ -341,9 +390,9 @@ void TransformedResidualQuantizer::decode(size_t n, const uint8_t* codes, float*
           unpack(codes + i * cs, &cluster, fine_codes.data());
           reconstruct_fine(fine_codes.data(), y_hat.data());
           // x̂ = c_k + R_kᵀ ŷ.
-          const float* rot = transform(cluster);
-          if (rot) matvec_transposed(d, d, rot, y_hat.data(), back.data());
-          const float* src = rot ? back.data() : y_hat.data();
+          const bool rotated = transform(cluster) != nullptr;
+          if (rotated) rotate_back(cluster, y_hat.data(), back.data());
+          const float* src = rotated ? back.data() : y_hat.data();
           const float* c = first_centroid(cluster);
           float* out = x + i * d;
           for (size_t t = 0; t < d; ++t) out[t] = c[t] + src[t];
@@ -385,10 +434,10 @@ void TransformedResidualQuantizer::transform_residuals(size_t n, const float* x,
         std::vector<float> r(d);
         for (size_t i = begin; i < end; ++i) {
           const float* c = first_centroid(size_t(labels[i]));
-          const float* rot = transform(size_t(labels[i]));
-          float* out = rot ? r.data() : y + i * d;
+          const bool rotated = transform(size_t(labels[i])) != nullptr;
+          float* out = rotated ? r.data() : y + i * d;
           for (size_t t = 0; t < d; ++t) out[t] = x[i * d + t] - c[t];
-          if (rot) matvec(d, d, rot, r.data(), y + i * d);
+          if (rotated) rotate(size_t(labels[i]), 1, r.data(), y + i * d);
         }
       },
       effective_threads(threads));
@@ -423,14 +472,15 @@ void TransformedResidualQuantizer::update_transforms(size_t n, const float* x, c
   // members (the prior holds the directions its members do not span); without it, d members, below which the
   // rotation would be fitted to those few points rather than to the cluster. PCA needs d members too (with
   // fewer, the trailing components are arbitrary). New slots start as the identity.
-  const size_t min_points = (pca_only || options_.prior <= 0) ? std::max<size_t>(d, 2) : kMinTransformPoints;
+  const size_t p = tdim_;
+  const size_t min_points = (pca_only || options_.prior <= 0) ? std::max<size_t>(p, 2) : kMinTransformPoints;
   std::vector<size_t> eligible;
   for (size_t k = 0; k < k1_; ++k) {
     if (start[k + 1] - start[k] < min_points) continue;
     eligible.push_back(k);
     if (slots_[k] < 0) {
       slots_[k] = int32_t(transform_count());
-      const std::vector<float> eye = identity_matrix(d);
+      const std::vector<float> eye = identity_matrix(p);
       transforms_.insert(transforms_.end(), eye.begin(), eye.end());
       initial_.insert(initial_.end(), eye.begin(), eye.end());
     }
@@ -438,8 +488,8 @@ void TransformedResidualQuantizer::update_transforms(size_t n, const float* x, c
   default_pool().parallel_for(
       eligible.size(), 1,
       [&](size_t begin, size_t end) {
-        std::vector<float> r, targets;
-        std::vector<double> corr(d * d);
+        std::vector<float> r, targets, projected_r, projected_targets;
+        std::vector<double> corr(p * p);
         for (size_t e = begin; e < end; ++e) {
           const size_t k = eligible[e], count = start[k + 1] - start[k];
           const float* c = first_centroid(k);
@@ -448,40 +498,66 @@ void TransformedResidualQuantizer::update_transforms(size_t n, const float* x, c
             const size_t i = order[start[k] + t];
             for (size_t j = 0; j < d; ++j) r[t * d + j] = x[i * d + j] - c[j];
           }
-          float* rot = transforms_.data() + size_t(slots_[k]) * d * d;
+          float* rot = transforms_.data() + size_t(slots_[k]) * p * p;
           if (pca_only) {
             // Principal axes of the cluster's residuals, largest variance first (for PQ: spread over the
-            // sub-spaces by balanced eigenvalue allocation).
-            const PcaResult p = pca(count, d, r.data(), 1);
+            // sub-spaces by balanced eigenvalue allocation). Full transforms only (p = d).
+            const PcaResult pc = pca(count, d, r.data(), 1);
             std::vector<size_t> rows(d);
             if (fine_pq_)
-              rows = balanced_allocation(*fine_pq_, p.eigenvalues);
+              rows = balanced_allocation(*fine_pq_, pc.eigenvalues);
             else
               std::iota(rows.begin(), rows.end(), size_t(0));
             for (size_t row = 0; row < d; ++row)
-              std::memcpy(rot + row * d, &p.components[rows[row] * d], d * sizeof(float));
+              std::memcpy(rot + row * d, &pc.components[rows[row] * d], d * sizeof(float));
             std::memcpy(initial_.data() + size_t(slots_[k]) * d * d, rot, d * d * sizeof(float));
             continue;
           }
           targets.resize(count * d);
           for (size_t t = 0; t < count; ++t)
             std::memcpy(&targets[t * d], y_hat + order[start[k] + t] * d, d * sizeof(float));
-          // R_k = argmin Σ‖R r − ŷ‖²: Procrustes on A_k = Σ r ŷᵀ.
-          matmul_at_b(count, d, d, r.data(), targets.data(), corr.data(), 1);
-          if (options_.prior > 0) {
-            // Σ‖R r − ŷ‖² + λ‖R − R⁰‖² with λ = prior · (mean ‖r‖² of the cluster): for orthogonal R this is
-            // maximising tr(R (A + λ R⁰ᵀ)), i.e. Procrustes on A + λ R⁰ᵀ.
-            double energy = 0;
-            for (size_t t = 0; t < count * d; ++t) energy += double(r[t]) * r[t];
-            const double lambda = options_.prior * energy / double(count);
-            const float* r0 = initial_.data() + size_t(slots_[k]) * d * d;
-            for (size_t i = 0; i < d; ++i)
-              for (size_t j = 0; j < d; ++j) corr[i * d + j] += lambda * double(r0[j * d + i]);
+          const float* sources = r.data();
+          const float* goals = targets.data();
+          if (subspace_transforms()) {
+            // The exact p × p problem on the projected pairs (P r, P ŷ) (header comment).
+            projected_r.resize(count * p);
+            projected_targets.resize(count * p);
+            transform_rows(count, d, p, basis_.data(), r.data(), projected_r.data(), 1);
+            transform_rows(count, d, p, basis_.data(), targets.data(), projected_targets.data(), 1);
+            sources = projected_r.data();
+            goals = projected_targets.data();
           }
-          procrustes_rotation(d, corr.data(), rot);
+          // R_k = argmin Σ‖R r − ŷ‖²: Procrustes on A_k = Σ r ŷᵀ.
+          matmul_at_b(count, p, p, sources, goals, corr.data(), 1);
+          if (options_.prior > 0) {
+            // Σ‖R r − ŷ‖² + λ‖R − R⁰‖² with λ = prior · (mean ‖r‖² of the cluster, within the rotated space):
+            // for orthogonal R this is maximising tr(R (A + λ R⁰ᵀ)), i.e. Procrustes on A + λ R⁰ᵀ.
+            double energy = 0;
+            for (size_t t = 0; t < count * p; ++t) energy += double(sources[t]) * sources[t];
+            const double lambda = options_.prior * energy / double(count);
+            const float* r0 = initial_.data() + size_t(slots_[k]) * p * p;
+            for (size_t i = 0; i < p; ++i)
+              for (size_t j = 0; j < p; ++j) corr[i * p + j] += lambda * double(r0[j * p + i]);
+          }
+          procrustes_rotation(p, corr.data(), rot);
         }
       },
       effective_threads(threads));
+}
+
+void TransformedResidualQuantizer::compute_basis(size_t n, const float* x, const int32_t* labels, int threads) {
+  const size_t d = dim(), p = tdim_;
+  std::vector<float> residuals(n * d);
+  for (size_t i = 0; i < n; ++i) {
+    const float* c = first_centroid(size_t(labels[i]));
+    for (size_t j = 0; j < d; ++j) residuals[i * d + j] = x[i * d + j] - c[j];
+  }
+  // Principal directions of the residuals about their mean (which is near zero: each centroid is its
+  // members' mean after k-means), largest variance first.
+  const PcaResult pc = pca(n, d, residuals.data(), threads);
+  basis_.assign(pc.components.begin(), pc.components.begin() + p * d);
+  basis_t_.resize(d * p);
+  transpose(p, d, basis_.data(), basis_t_.data());
 }
 
 void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainContext& ctx) {
@@ -498,14 +574,19 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
 
   TrainContext first_ctx = ctx;
   first_ctx.seed = ctx.seed + 1;
-  KMeansResult km = kmeans(n, d, x, k1_, first_ctx, "trq-coarse");
+  KMeansResult km = options_.progressive_steps > 0
+                        ? kmeans_progressive(n, d, x, k1_, nullptr, options_.progressive_steps, first_ctx, "trq-coarse")
+                        : kmeans(n, d, x, k1_, first_ctx, "trq-coarse");
   first_ = std::move(km.centroids);
   first_table_ = std::make_unique<CentroidTable>(k1_, d, first_.data());
   slots_.assign(k1_, -1);
   transforms_.clear();
   initial_.clear();
+  basis_.clear();
+  basis_t_.clear();
   std::vector<int32_t> labels(n);
   assign_nearest(n, d, x, k1_, first_.data(), labels.data(), nullptr, ctx.threads);
+  if (options_.transforms && subspace_transforms()) compute_basis(n, x, labels.data(), ctx.threads);
   if (options_.transforms && options_.pca_init) update_transforms(n, x, labels.data(), nullptr, true, ctx.threads);
 
   std::vector<float> y(n * d), y_hat(n * d), errors(n);
@@ -551,7 +632,8 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
 
 // State: u32 first_bits, u32 fine kind (0 RQ, 1 PQ), u32 fine_count, u32 fine_bits, f32 norm range lo, hi;
 // first-level centroids (u64 count = K1·d, floats); transform slots (u64 count = K1, int32, −1 = identity);
-// transforms (u64 count = slots·d², floats, row-major); then the fine quantizer's state.
+// transforms (u64 count = slots·t², floats, row-major; t = transform_dim()); with sub=p the basis P (u64 count =
+// p·d, floats, row-major); then the fine quantizer's state.
 void TransformedResidualQuantizer::save_state(ByteWriter& out) const {
   require_trained("save");
   out.u32(uint32_t(first_bits_));
@@ -563,6 +645,7 @@ void TransformedResidualQuantizer::save_state(ByteWriter& out) const {
   out.array(first_);
   out.array(slots_);
   out.array(transforms_);
+  if (subspace_transforms()) out.array(basis_);
   if (fine_rq_)
     fine_rq_->save_state(out);
   else
@@ -584,9 +667,10 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
   size_t used = 0;
   for (int32_t s : slots) used += s >= 0;
   QV_CHECK(used == 0 || options_.transforms, Corrupt, "untransformed hybrid state holds transforms");
-  std::vector<float> transforms = in.array<float>(used * d * d, "TRQ transforms");
-  QV_CHECK(transforms.size() == used * d * d, Corrupt,
-           "TRQ transforms: expected " << used * d * d << " floats, found " << transforms.size());
+  const size_t p = tdim_;
+  std::vector<float> transforms = in.array<float>(used * p * p, "TRQ transforms");
+  QV_CHECK(transforms.size() == used * p * p, Corrupt,
+           "TRQ transforms: expected " << used * p * p << " floats, found " << transforms.size());
   std::vector<bool> seen(used, false);
   for (int32_t s : slots) {
     if (s < 0) continue;
@@ -595,7 +679,22 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
   }
   for (float v : transforms) QV_CHECK(std::isfinite(v), Corrupt, "TRQ transforms hold a non-finite value");
   for (size_t t = 0; t < used; ++t)
-    QV_CHECK(orthogonality_error(d, &transforms[t * d * d]) < 1e-3, Corrupt, "TRQ transform " << t << " is not orthogonal");
+    QV_CHECK(orthogonality_error(p, &transforms[t * p * p]) < 1e-3, Corrupt, "TRQ transform " << t << " is not orthogonal");
+  std::vector<float> basis, basis_t;
+  if (subspace_transforms()) {
+    basis = in.array<float>(p * d, "TRQ subspace basis");
+    QV_CHECK(basis.size() == p * d, Corrupt, "TRQ subspace basis: expected " << p * d << " floats, found " << basis.size());
+    for (float v : basis) QV_CHECK(std::isfinite(v), Corrupt, "TRQ subspace basis holds a non-finite value");
+    // Rows orthonormal (P Pᵀ = I), else R_k would not be orthogonal and decoding would not invert encoding.
+    const Kernels& kern = kernels();
+    for (size_t i = 0; i < p; ++i)
+      for (size_t j = 0; j <= i; ++j) {
+        const float v = kern.dot(&basis[i * d], &basis[j * d], d) - (i == j ? 1.0f : 0.0f);
+        QV_CHECK(std::fabs(v) < 1e-3f, Corrupt, "TRQ subspace basis rows " << j << " and " << i << " are not orthonormal");
+      }
+    basis_t.resize(d * p);
+    transpose(p, d, basis.data(), basis_t.data());
+  }
   if (fine_rq_)
     fine_rq_->load_state(in);
   else {
@@ -606,6 +705,8 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
   first_table_ = std::make_unique<CentroidTable>(k1_, d, first_.data());
   slots_ = std::move(slots);
   transforms_ = std::move(transforms);
+  basis_ = std::move(basis);
+  basis_t_ = std::move(basis_t);
   initial_.clear();
   norm_.set_range(lo, hi);
   trained_ = true;
@@ -653,11 +754,7 @@ class TRQDistanceTable : public DistanceTable {
     std::vector<float> v(d), w(d);
     const float* c = q_.first_centroid(k);
     for (size_t t = 0; t < d; ++t) v[t] = l2_ ? query_[t] - c[t] : query_[t];
-    const float* rot = q_.transform(k);
-    if (rot)
-      matvec(d, d, rot, v.data(), w.data());
-    else
-      w = v;
+    q_.rotate(k, 1, v.data(), w.data());
     std::vector<float>& lut = luts_[k];
     lut.resize(lut_size_);
     if (q_.fine_rq()) {

@@ -24,6 +24,15 @@
 // only kMinTransformPoints members. reg=0 gives plain Procrustes and the "at least d members" rule.
 // With transforms disabled the same class is the plain hybrid "RQ1x<b>,PQ<M>x<b>" (C1, then PQ on x − c_k).
 //
+// Subspace transforms (sub=p): at d = 784 (Fashion-MNIST) a full transform is 2.4 MB and its Procrustes an
+// O(d³) decomposition per cluster and round, and a cluster of a few dozen training vectors cannot pin down
+// d² parameters. With sub=p every transform rotates only inside one shared p-dimensional subspace, the span of
+// the leading principal directions of the first-level residuals (where most of their energy lies), and is
+// the identity on its orthogonal complement: R_k = I + Pᵀ(A_k − I)P is orthogonal whenever A_k is. Since
+// ‖R r − ŷ‖² = ‖A_k P r − P ŷ‖² + ‖(I − PᵀP)(r − ŷ)‖² and the second term does not depend on A_k, the
+// Procrustes step is exact on the projected pairs (P r, P ŷ): a p × p problem. Applying a transform costs
+// 2·d·p + p² multiply-adds instead of d², and storage is K1·p² + p·d floats.
+//
 // Encoding: the `beam` nearest first-level centroids are tried, each with its own transform; for an RQ fine
 // quantizer they seed one joint beam search over the fine stages, for PQ the candidate with the smallest
 // fine error wins. beam = 1 is the greedy encoder.
@@ -33,8 +42,10 @@
 // fine quantizer then ‖ŷ‖² as float32 (4 bytes) or u8 (1 byte; see rq.h). ‖ŷ‖² rather than ‖x̂‖²: L2 ADC
 // computes q_k = R_k(q − c_k) per cluster anyway and scores ‖q_k‖² − 2⟨q_k, ŷ⟩ + ‖ŷ‖², and the residual
 // norms span a much smaller range, which matters for the u8 form.
-// Transform storage: one slot index per first-level cluster (−1 = identity, no matrix) and the slots' d × d
-// row-major float matrices (y = R r); transform(k) returns cluster k's matrix or null.
+// Transform storage: one slot index per first-level cluster (−1 = identity, no matrix) and the slots' t × t
+// row-major float matrices (t = transform_dim(): d, or p with sub=p; y = R r for full transforms, the A_k of
+// R_k = I + Pᵀ(A_k − I)P for subspace ones); transform(k) returns cluster k's matrix or null; basis() is P
+// (p × d row-major, empty for full transforms). rotate() / rotate_back() apply R_k / R_kᵀ either way.
 // ADC: per query, each first-level cluster's look-up table is built the first time a code of that cluster is
 // scanned (q_k and the fine LUT), then cached in the table object; a DistanceTable is used from one thread.
 #pragma once
@@ -64,6 +75,11 @@ struct TRQOptions {
   NormStorage norm = NormStorage::Float32;  // ‖ŷ‖² storage, RQ fine quantizer only
   size_t train_beam = 0;    // RQ fine only: beam of the training set's encoding between stages (0 = beam)
   size_t refit_rounds = 3;  // RQ fine only (ignored for PQ): refit rounds after the alternation (0 … 20, rq.h)
+  // 0: full d × d transforms. p > 0: subspace transforms R_k = I + Pᵀ(A_k − I)P, with P (p × d, orthonormal
+  // rows) the top-p principal directions of the first-level residuals, shared by all clusters, and A_k a
+  // p × p rotation per cluster (see the header comment).
+  size_t subspace = 0;
+  size_t progressive_steps = 0;  // > 0: progressive-dimension k-means for the first level and RQ stages (rq.h)
 };
 
 class TransformedResidualQuantizer : public Quantizer {
@@ -81,7 +97,8 @@ class TransformedResidualQuantizer : public Quantizer {
                                size_t fine_bits, TRQOptions options = {});
 
   // "TRQ<1+L>x<b>" (RQ fine with first_bits = b), "TRQ1x<b1>,RQ<L>x<b>", "TRQ1x<b1>,PQ<M>x<b>" or, without
-  // transforms, "RQ1x<b1>,PQ<M>x<b>"; then ",beam=B", ",iters=N", ",norm=u8", ",pca=1" when not default.
+  // transforms, "RQ1x<b1>,PQ<M>x<b>"; then ",beam=B", ",iters=N", ",norm=u8", ",pca=1", ",reg=W", ",sub=p",
+  // ",pd=S" when not default.
   std::string spec() const override;
   size_t code_size() const override { return code_bytes_ + (fine_rq_ ? norm_.bytes() : 0); }
   bool is_trained() const override { return trained_; }
@@ -103,11 +120,19 @@ class TransformedResidualQuantizer : public Quantizer {
   const ProductQuantizer* fine_pq() const { return fine_pq_.get(); }
   const NormCodec& norm_codec() const { return norm_; }
   size_t packed_code_bytes() const { return code_bytes_; }  // id + fine codes, without the norm
-  // R_k (d × d, y = R_k r), or null for the identity.
+  // Cluster k's transform matrix (transform_dim()² floats, row-major; see the header comment), or null for
+  // the identity.
   const float* transform(size_t k) const {
-    return slots_[k] < 0 ? nullptr : transforms_.data() + size_t(slots_[k]) * dim() * dim();
+    return slots_[k] < 0 ? nullptr : transforms_.data() + size_t(slots_[k]) * tdim_ * tdim_;
   }
-  size_t transform_count() const { return transforms_.size() / (dim() * dim()); }
+  size_t transform_count() const { return transforms_.size() / (tdim_ * tdim_); }
+  size_t transform_dim() const { return tdim_; }  // d, or p for subspace transforms
+  bool subspace_transforms() const { return options_.subspace > 0; }
+  const std::vector<float>& basis() const { return basis_; }  // P: p × d, rows orthonormal (subspace only)
+  // y = R_k r for `count` rows (r and y: count × dim, row stride dim; y must not alias r). Identity: a copy.
+  void rotate(size_t k, size_t count, const float* r, float* y) const;
+  // r = R_kᵀ y for one vector (dim floats each; r must not alias y).
+  void rotate_back(size_t k, const float* y, float* r) const;
 
   // One code's first-level id and fine codes (fine_count values).
   void unpack(const uint8_t* code, uint32_t* cluster, uint32_t* fine_codes) const;
@@ -141,6 +166,8 @@ class TransformedResidualQuantizer : public Quantizer {
   void transform_residuals(size_t n, const float* x, const int32_t* labels, float* y, int threads) const;
   void encode_training(size_t n, const float* x, int32_t* labels, float* y_hat, float* sq_errors,
                        int threads) const;
+  // Subspace transforms: P from the PCA of the first-level residuals x − c_label (n rows).
+  void compute_basis(size_t n, const float* x, const int32_t* labels, int threads);
   void update_transforms(size_t n, const float* x, const int32_t* labels, const float* y_hat,
                          bool pca_only, int threads);
   void train_fine(size_t n, const float* y, const TrainContext& ctx, bool warm);
@@ -152,8 +179,11 @@ class TransformedResidualQuantizer : public Quantizer {
   std::vector<float> first_;                      // K1 × dim
   std::unique_ptr<CentroidTable> first_table_;
   std::vector<int32_t> slots_;                    // K1: transform slot or −1
-  std::vector<float> transforms_;                 // slots × dim × dim
-  std::vector<float> initial_;                    // slots × dim × dim: R⁰ of each slot (training only)
+  size_t tdim_;                                   // transform dimension: dim, or options_.subspace
+  std::vector<float> transforms_;                 // slots × tdim × tdim
+  std::vector<float> initial_;                    // slots × tdim × tdim: R⁰ of each slot (training only)
+  std::vector<float> basis_;                      // subspace only: P, tdim × dim (rows orthonormal)
+  std::vector<float> basis_t_;                    // subspace only: Pᵀ, dim × tdim (for the batched products)
   std::unique_ptr<ResidualQuantizer> fine_rq_;
   std::unique_ptr<ProductQuantizer> fine_pq_;
   std::vector<CentroidTable> fine_pq_tables_;     // one per PQ sub-space (encoding)

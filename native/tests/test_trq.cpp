@@ -46,6 +46,31 @@ std::vector<float> rotated_clusters(size_t n, size_t d, size_t clusters, uint64_
   return x;
 }
 
+// Like rotated_clusters, but every cluster's rotation acts only inside the first p coordinates (where the
+// anisotropic profile lives); the other d − p coordinates hold small isotropic noise. The case subspace
+// transforms (sub=p) are made for: a p × p rotation per cluster aligns them all.
+std::vector<float> subspace_rotated_clusters(size_t n, size_t d, size_t p, size_t clusters, uint64_t seed) {
+  std::vector<float> centres;
+  std::vector<float> x = qvtest::blobs(n, d, clusters, seed, &centres);
+  std::vector<float> rots(clusters * p * p);
+  for (size_t c = 0; c < clusters; ++c) random_orthogonal(p, seed * 100 + c, &rots[c * p * p]);
+  const auto z = qvtest::random_floats(n * d, seed + 1);
+  std::vector<float> local(p);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t c = i % clusters;
+    for (size_t j = 0; j < p; ++j) local[j] = z[i * d + j] * 8.0f / float(1u << std::min<size_t>(j, 8));
+    for (size_t j = 0; j < d; ++j) {
+      float v = 0;
+      if (j < p)
+        for (size_t t = 0; t < p; ++t) v += rots[c * p * p + t * p + j] * local[t];
+      else
+        v = 0.1f * z[i * d + j];
+      x[i * d + j] = centres[c * d + j] + v;
+    }
+  }
+  return x;
+}
+
 TrainContext quick_context(uint64_t seed = 3) {
   TrainContext ctx;
   ctx.seed = seed;
@@ -121,6 +146,71 @@ TEST_CASE("trq: per-cluster rotations align anisotropic clusters; TRQ beats the 
     std::vector<uint8_t> codes;
     const auto decoded = qvtest::round_trip(*codec, n, x.data(), &codes);
     qvtest::check_adc_matches_decoded(*codec, n, codes, decoded, q.data(), 1e-5);
+  }
+}
+
+TEST_CASE("trq: subspace transforms (sub=p) rotate only inside the shared basis and align the clusters") {
+  const size_t d = 24, p = 6, n = 4096, clusters = 4;
+  const auto x = subspace_rotated_clusters(n, d, p, clusters, 31);
+  const auto q = qvtest::random_floats(d, 32);
+  for (FineQuantizerKind kind : {FineQuantizerKind::Product, FineQuantizerKind::Residual}) {
+    const bool rq = kind == FineQuantizerKind::Residual;
+    TRQOptions o;
+    o.iterations = 3;
+    o.subspace = p;
+    TransformedResidualQuantizer trq(d, 2, kind, rq ? 3 : 6, rq ? 3 : 6, o);
+    CHECK(trq.spec() == std::string(rq ? "TRQ1x2,RQ3x3" : "TRQ1x2,PQ6x6") + ",iters=3,sub=6");
+    CHECK(trq.transform_dim() == p);
+    trq.train(n, x.data(), quick_context());
+    REQUIRE(trq.transform_count() == clusters);
+    REQUIRE(trq.basis().size() == p * d);
+    // The basis is orthonormal and spans the rotated coordinates (the noise elsewhere is 80× weaker).
+    for (size_t i = 0; i < p; ++i) {
+      double inside = 0;
+      for (size_t j = 0; j < d; ++j) {
+        const double v = trq.basis()[i * d + j];
+        if (j < p) inside += v * v;
+      }
+      CHECK_MSG(inside > 0.99, "basis row " << i << " has " << inside << " of its weight in the first p axes");
+    }
+    // R_k as a d × d matrix, column by column: orthogonal, the identity on the basis's complement, and
+    // rotate_back is its transpose.
+    for (size_t k = 0; k < clusters; ++k) {
+      CHECK(orthogonality_error(p, trq.transform(k)) < 1e-4);
+      std::vector<float> eye(d * d, 0.0f), columns(d * d), rows(d * d);
+      for (size_t j = 0; j < d; ++j) eye[j * d + j] = 1.0f;
+      trq.rotate(k, d, eye.data(), columns.data());  // row j = R_k e_j = column j of R_k
+      std::vector<float> r(d * d);
+      transpose(d, d, columns.data(), r.data());
+      CHECK(orthogonality_error(d, r.data()) < 1e-4);
+      std::vector<float> back(d);
+      for (size_t j = 0; j < d; ++j) {
+        trq.rotate_back(k, &columns[j * d], back.data());
+        for (size_t t = 0; t < d; ++t) CHECK(std::fabs(back[t] - eye[j * d + t]) < 1e-4);
+      }
+      std::vector<float> outside(d, 0.0f), rotated(d);
+      for (size_t j = p; j < d; ++j) outside[j] = 1.0f;  // in the complement up to the basis's small tilt
+      trq.rotate(k, 1, outside.data(), rotated.data());
+      double moved = 0;
+      for (size_t j = 0; j < d; ++j) moved += (rotated[j] - outside[j]) * (rotated[j] - outside[j]);
+      CHECK_MSG(moved < 0.05, "a vector outside the subspace moved by " << std::sqrt(moved));
+    }
+    // Untransformed baseline of the same shape: no transforms for PQ; for RQ (which has no untransformed
+    // two-part form) a prior so strong that every transform stays at the identity.
+    TRQOptions without = o;
+    if (rq)
+      without.prior = 1e6;
+    else
+      without = TRQOptions{}, without.transforms = false;
+    std::unique_ptr<Quantizer> plain = std::make_unique<TransformedResidualQuantizer>(d, 2, kind, rq ? 3 : 6, rq ? 3 : 6, without);
+    plain->train(n, x.data(), quick_context());
+    const double e_sub = codec_mse(trq, n, x), e_plain = codec_mse(*plain, n, x);
+    CHECK_MSG(e_sub < 0.85 * e_plain, plain->spec() << ": sub " << e_sub << " vs untransformed " << e_plain);
+    std::vector<uint8_t> codes, codes1;
+    const auto decoded = qvtest::round_trip(trq, n, x.data(), &codes);
+    qvtest::round_trip(trq, n, x.data(), &codes1, 1);
+    CHECK(codes == codes1);
+    qvtest::check_adc_matches_decoded(trq, n, codes, decoded, q.data(), 1e-5);
   }
 }
 
@@ -233,6 +323,8 @@ TEST_CASE("codec specs: canonical forms, code sizes, round trips through make_co
       {"TRQ1x8,RQ7x8", "TRQ8x8", 12},
       {"TRQ1x6,RQ3x8", "TRQ1x6,RQ3x8", 8},
       {"TRQ1x8,PQ14x4", "TRQ1x8,PQ14x4", 8},
+      {"TRQ8x8,pd=10,sub=32,beam=5", "TRQ8x8,beam=5,sub=32,pd=10", 12},
+      {"TRQ1x8,PQ14x4,sub=16", "TRQ1x8,PQ14x4,sub=16", 8},
       {"TRQ1x8,beam=2,PQ14x4", "TRQ1x8,PQ14x4,beam=2", 8},
       {"RQ1x8,PQ14x4", "RQ1x8,PQ14x4", 8},
       {"RQ1x8,PQ14x4,beam=4", "RQ1x8,PQ14x4,beam=4", 8},
@@ -285,6 +377,11 @@ TEST_CASE("codec specs: invalid specs throw InvalidArgument saying what was expe
       {"TRQ1x8,PQ14x4,PQ8", "nothing after"},
       {"TRQ8x8,reg=-1", "reg"},
       {"TRQ8x8,pca=2", "pca"},
+      {"TRQ8x8,sub=129", "sub) must be 1 … dim = 128, got 129"},
+      {"TRQ8x8,sub=0", "option sub must be an integer from 1"},
+      {"TRQ8x8,sub=16,pca=1", "subspace transforms (sub) start from the identity"},
+      {"TRQ8x8,pd=65", "option pd must be an integer from 0 to 64"},
+      {"RQ1x8,PQ14x4,sub=8", "beam"},
       {"TRQ8x8,depth=2", "no option \"depth\""},
       {"RQ2x8,PQ14x4", "RQ1x<b>,PQ<M>x<b>"},
       {"RQ1x8,PQ14x4,iters=3", "beam"},
@@ -354,7 +451,8 @@ TEST_CASE("codec persistence: every new codec saves and loads to the same codes,
   const size_t d = 16, n = 1500;
   const auto x = rotated_clusters(n, d, 8, 23);
   for (const char* spec : {"RQ3x6,beam=2,norm=u8", "OPQ4,PQ4x6,iters=2", "PRQ2x2x6,norm=u8", "TRQ3x6,iters=2",
-                           "TRQ1x3,PQ4x6,iters=2,pca=1", "RQ1x3,PQ4x6"}) {
+                           "TRQ1x3,PQ4x6,iters=2,pca=1", "RQ1x3,PQ4x6", "TRQ3x6,iters=2,sub=5,pd=4",
+                           "TRQ1x3,PQ4x6,sub=7"}) {
     const auto codec = make_codec(spec, d);
     codec->train(n, x.data(), quick_context());
     const std::vector<uint8_t> bytes = serialize_codec(*codec);
