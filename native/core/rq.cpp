@@ -162,8 +162,19 @@ void RQBeamSearch::run(size_t first, size_t last, size_t width) {
 void RQBeamSearch::start(const float* x, const float* x_dots) {
   x_ = x;
   x_dots_ = x_dots;
+  seed_stride_ = 0;
   const float norm = kernels().dot(x, x, dim_);
   reset(1, x, &norm, nullptr);
+}
+
+void RQBeamSearch::start_seeds(size_t count, const float* seeds, const float* sq_norms, const float* seed_dots) {
+  QV_CHECK(rq_.uses_cross_tables(), Internal, "start_seeds needs the RQ cross-product tables");
+  x_ = seeds;
+  x_dots_ = seed_dots;
+  seed_stride_ = stages_ * rq_.ksub();
+  seed_tags_.resize(count);
+  for (size_t s = 0; s < count; ++s) seed_tags_[s] = uint32_t(s);
+  reset(count, seeds, sq_norms, seed_tags_.data());
 }
 
 void RQBeamSearch::step(size_t l, size_t width) {
@@ -176,7 +187,7 @@ void RQBeamSearch::step(size_t l, size_t width) {
   scores_.resize(count_ * k);
   for (size_t e = 0; e < count_; ++e) {
     float* sc = &scores_[e * k];
-    std::memcpy(sc, x_dots_ + l * k, k * sizeof(float));
+    std::memcpy(sc, x_dots_ + tags_[e] * seed_stride_ + l * k, k * sizeof(float));
     const uint32_t* path = &paths_[e * stages_];
     for (size_t m = 0; m < l; ++m) {
       const float* row = rq_.cross_table(m, l) + size_t(path[m]) * k;
@@ -197,9 +208,11 @@ void RQBeamSearch::finish() {
   rec.resize(d);
   for (size_t e = 0; e < count_; ++e) {
     rq_.reconstruct(&paths_[e * stages_], rec.data());
-    for (size_t i = 0; i < d; ++i) residuals_[e * d + i] = x_[i] - rec[i];
+    const float* x = x_ + (seed_stride_ ? tags_[e] * d : 0);
+    for (size_t i = 0; i < d; ++i) residuals_[e * d + i] = x[i] - rec[i];
   }
   x_dots_ = nullptr;
+  seed_stride_ = 0;
 }
 
 // -------------------------------------------------------------------------------------- ResidualQuantizer

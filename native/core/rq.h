@@ -92,6 +92,11 @@ class RQBeamSearch {
   // partial sum r = x − Σ_{m<l} c_{m,p_m}: l·K additions per entry instead of K·dim multiply-adds (faiss's
   // trick); without x_dots a step scores residual vectors directly. finish() leaves the entries as run() does.
   void start(const float* x, const float* x_dots);
+  // start() for `count` seeds at once (e.g. one residual per candidate first-level cluster of TRQ): seeds
+  // (count × dim) with their squared norms (count) and inner products with every codeword (count × L·K,
+  // seed s at seed_dots + s·L·K); entry tags are the seed indices and stay with their descendants. Both
+  // buffers are owned by the caller until finish(). Needs the quantizer's cross-product tables.
+  void start_seeds(size_t count, const float* seeds, const float* sq_norms, const float* seed_dots);
   void step(size_t stage, size_t width);
   void finish();
 
@@ -116,6 +121,8 @@ class RQBeamSearch {
   std::vector<Candidate> heap_;
   const float* x_ = nullptr;       // the vector being encoded by start()/step()
   const float* x_dots_ = nullptr;  // its inner products with every codeword, in cross-table mode
+  size_t seed_stride_ = 0;         // start_seeds(): x_ and x_dots_ hold one row per seed (L·K dots each)
+  std::vector<uint32_t> seed_tags_;
 };
 
 class ResidualQuantizer : public Quantizer {

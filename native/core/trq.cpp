@@ -23,6 +23,8 @@ namespace {
 
 // K1·d²·4 bytes of transforms is what a TRQ may need when every cluster earns one; refuse specs beyond this.
 constexpr size_t kMaxTransformBytes = size_t(4) << 30;
+// Largest K1·L·K·4-byte table of first-level centroid × fine codeword products kept for beam encoding.
+constexpr size_t kMaxSeedTableBytes = size_t(64) << 20;
 
 // Orders the principal directions of one cluster (eigenvalues decreasing) into PQ sub-spaces so that every
 // sub-space gets a similar product of variances (Ge et al.'s eigenvalue allocation): each next direction goes
@@ -60,6 +62,13 @@ struct TransformedResidualQuantizer::Scratch {
       : first_scores(ResidualQuantizer::kEncodeBlock * q.k1_), order(q.k1_), candidates(q.options_.beam),
         tags(q.options_.beam), ys(q.options_.beam * q.dim()), norms(q.options_.beam), residual(q.dim()) {
     if (q.fine_rq_) search = std::make_unique<RQBeamSearch>(*q.fine_rq_);
+    if (q.has_seed_tables()) {
+      const size_t words = q.fine_count_ * q.fine_rq_->ksub();
+      seed_dots.resize(q.options_.beam * words);
+      word_terms.resize(words);
+      projected.resize(q.tdim_);
+      delta.resize(q.tdim_);
+    }
     if (q.fine_pq_) {
       sub_scores.resize(q.fine_pq_->ksub());
       pq_codes.resize(q.fine_pq_->m());
@@ -68,6 +77,7 @@ struct TransformedResidualQuantizer::Scratch {
   std::vector<float> first_scores;  // kEncodeBlock rows × K1: first-level scores of a group of rows
   std::vector<uint32_t> order, candidates, tags;
   std::vector<float> ys, norms, residual, sub_scores;
+  std::vector<float> seed_dots, word_terms, projected, delta;  // seed-table route (build_seed_tables)
   std::vector<uint32_t> pq_codes;
   std::unique_ptr<RQBeamSearch> search;
 };
@@ -234,13 +244,27 @@ void TransformedResidualQuantizer::encode_range(
                        });
     return;
   }
-  for (const uint32_t t : order) {
-    uint32_t cluster;
-    float error;
-    std::copy(&candidates[t * count], &candidates[t * count] + count, s.candidates.begin());
-    encode_candidates(x + (begin + t) * d, s, &cluster, fine_codes.data(), want_y_hat ? y_hat.data() : nullptr,
-                      &error);
-    emit(begin + t, cluster, fine_codes.data(), want_y_hat ? y_hat.data() : nullptr, error);
+  // Seed-table route: ⟨x, w⟩ for a block of rows from one pass over each fine stage's codebook.
+  const bool seeded = has_seed_tables() && count > 1;
+  const size_t words = seeded ? fine_count_ * fine_rq_->ksub() : 0;
+  std::vector<float> block_rows(seeded ? kGroup * d : 0), block_dots(kGroup * words);
+  for (size_t o = 0; o < rows; o += kGroup) {
+    const size_t group = std::min(kGroup, rows - o);
+    if (seeded) {
+      for (size_t v = 0; v < group; ++v)
+        std::memcpy(&block_rows[v * d], x + (begin + order[o + v]) * d, d * sizeof(float));
+      for (size_t l = 0; l < fine_count_; ++l)
+        fine_rq_->table(l).dots_batch(block_rows.data(), group, d, &block_dots[l * fine_rq_->ksub()], words);
+    }
+    for (size_t v = 0; v < group; ++v) {
+      const uint32_t t = order[o + v];
+      uint32_t cluster;
+      float error;
+      std::copy(&candidates[t * count], &candidates[t * count] + count, s.candidates.begin());
+      encode_candidates(x + (begin + t) * d, seeded ? &block_dots[v * words] : nullptr, s, &cluster,
+                        fine_codes.data(), want_y_hat ? y_hat.data() : nullptr, &error);
+      emit(begin + t, cluster, fine_codes.data(), want_y_hat ? y_hat.data() : nullptr, error);
+    }
   }
 }
 
@@ -278,11 +302,48 @@ void TransformedResidualQuantizer::encode_greedy_rows(
   }
 }
 
-void TransformedResidualQuantizer::encode_candidates(const float* x, Scratch& s, uint32_t* cluster,
-                                                     uint32_t* fine_codes, float* y_hat, float* sq_error) const {
+void TransformedResidualQuantizer::encode_candidates(const float* x, const float* x_dots, Scratch& s,
+                                                     uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
+                                                     float* sq_error) const {
   const size_t d = dim();
   const Kernels& kern = kernels();
   const size_t count = std::min(options_.beam, k1_);
+  if (x_dots) {
+    // Seed-table route (build_seed_tables): y_b = r_b + Pᵀδ_b with δ_b = (A_b − I)P r_b, and the seeds'
+    // codeword products ⟨x, w⟩ − ⟨c_b, w⟩ + ⟨δ_b, P w⟩; then the beam search in cross-table mode.
+    const size_t p = tdim_, words = fine_count_ * fine_rq_->ksub();
+    for (size_t b = 0; b < count; ++b) {
+      const uint32_t k = s.candidates[b];
+      const float* c = first_centroid(k);
+      float* y = &s.ys[b * d];
+      float* dots = &s.seed_dots[b * words];
+      const float* centroid_dots = &centroid_word_dots_[size_t(k) * words];
+      for (size_t t = 0; t < d; ++t) y[t] = x[t] - c[t];
+      if (const float* rot = transform(k)) {
+        matvec(p, d, basis_.data(), y, s.projected.data());
+        matvec(p, p, rot, s.projected.data(), s.delta.data());
+        for (size_t i = 0; i < p; ++i) s.delta[i] -= s.projected[i];
+        matvec(d, p, basis_t_.data(), s.delta.data(), s.residual.data());
+        for (size_t t = 0; t < d; ++t) y[t] += s.residual[t];
+        matvec(words, p, projected_words_.data(), s.delta.data(), s.word_terms.data());
+        for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j] + s.word_terms[j];
+      } else {
+        for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j];
+      }
+      s.norms[b] = kern.dot(y, y, d);
+    }
+    s.search->start_seeds(count, s.ys.data(), s.norms.data(), s.seed_dots.data());
+    for (size_t l = 0; l < fine_count_; ++l) s.search->step(l, options_.beam);
+    s.search->finish();
+    const size_t b = s.search->tag(0);
+    *cluster = s.candidates[b];
+    std::memcpy(fine_codes, s.search->path(0), fine_count_ * sizeof(uint32_t));
+    const float* r = s.search->residual(0);
+    *sq_error = kern.dot(r, r, d);
+    if (y_hat)
+      for (size_t t = 0; t < d; ++t) y_hat[t] = s.ys[b * d + t] - r[t];
+    return;
+  }
   // y_b = R_k (x − c_k) for every candidate; ‖y_b‖² is the error before the fine quantizer.
   for (size_t b = 0; b < count; ++b) {
     const uint32_t k = s.candidates[b];
@@ -401,6 +462,21 @@ void TransformedResidualQuantizer::decode(size_t n, const uint8_t* codes, float*
       effective_threads(threads));
 }
 
+void TransformedResidualQuantizer::build_seed_tables() {
+  centroid_word_dots_.clear();
+  projected_words_.clear();
+  if (!fine_rq_ || !subspace_transforms() || basis_.empty() || !fine_rq_->uses_cross_tables()) return;
+  const size_t d = dim(), p = tdim_, K = fine_rq_->ksub(), words = fine_count_ * K;
+  if (double(k1_) * double(words) * sizeof(float) > double(kMaxSeedTableBytes)) return;
+  std::vector<float> centroid_dots(k1_ * words), projected(words * p);
+  for (size_t l = 0; l < fine_count_; ++l) {
+    fine_rq_->table(l).dots_batch(first_.data(), k1_, d, &centroid_dots[l * K], words);
+    transform_rows(K, d, p, basis_.data(), fine_rq_->codebook(l), &projected[l * K * p], 0);
+  }
+  centroid_word_dots_ = std::move(centroid_dots);
+  projected_words_ = std::move(projected);
+}
+
 // ----------------------------------------------------------------------------------------------- training
 
 void TransformedResidualQuantizer::build_fine_tables() {
@@ -416,6 +492,7 @@ void TransformedResidualQuantizer::train_fine(size_t n, const float* y, const Tr
       fine_rq_->train_stages(n, y, ctx, true, nullptr);
     else
       fine_rq_->train(n, y, ctx);
+    build_seed_tables();
   } else {
     if (warm)
       retrain_product_quantizer(*fine_pq_, n, y, ctx, "pq");
@@ -584,6 +661,8 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
   initial_.clear();
   basis_.clear();
   basis_t_.clear();
+  centroid_word_dots_.clear();
+  projected_words_.clear();
   std::vector<int32_t> labels(n);
   assign_nearest(n, d, x, k1_, first_.data(), labels.data(), nullptr, ctx.threads);
   if (options_.transforms && subspace_transforms()) compute_basis(n, x, labels.data(), ctx.threads);
@@ -613,6 +692,7 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
     std::vector<uint32_t> fine_codes(n * fine_count_);
     fine_rq_->encode_stages(n, y.data(), fine_codes.data(), nullptr, ctx.threads);
     fine_rq_->refit(n, y.data(), fine_codes.data(), options_.refit_rounds, fine_ctx);
+    build_seed_tables();
     encode_training(n, x, labels.data(), y_hat.data(), errors.data(), ctx.threads);
   }
   if (fine_rq_) {
@@ -708,6 +788,7 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
   basis_ = std::move(basis);
   basis_t_ = std::move(basis_t);
   initial_.clear();
+  build_seed_tables();
   norm_.set_range(lo, hi);
   trained_ = true;
 }

@@ -149,9 +149,17 @@ class TransformedResidualQuantizer : public Quantizer {
   // (K1 floats, CentroidTable::scores of the first table).
   void select_candidates(const float* scores, Scratch& s, uint32_t* candidates) const;
   // Encodes one vector from its candidates (in s.candidates): first-level id, fine codes (fine_count values),
-  // ŷ (dim floats, if not null) and ‖y − ŷ‖².
-  void encode_candidates(const float* x, Scratch& s, uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
-                         float* sq_error) const;
+  // ŷ (dim floats, if not null) and ‖y − ŷ‖². x_dots (with seed tables only; else null): ⟨x, w⟩ for every fine
+  // codeword w (L·K floats, stage-major).
+  void encode_candidates(const float* x, const float* x_dots, Scratch& s, uint32_t* cluster, uint32_t* fine_codes,
+                         float* y_hat, float* sq_error) const;
+  // Seed tables for beam encoding with subspace transforms and an RQ fine quantizer (built when those apply
+  // and they fit kMaxSeedTableBytes; else cleared). The beam search's cross-table mode needs ⟨y_b, w⟩ for every
+  // candidate's y_b = R_b(x − c_b) and fine codeword w; with R_b = I + Pᵀ(A_b − I)P that is
+  // ⟨x, w⟩ − ⟨c_b, w⟩ + ⟨δ_b, P w⟩, δ_b = (A_b − I)P(x − c_b): one pass of L·K·d multiply-adds per vector
+  // shared by all candidates, then L·K·p per candidate, instead of L·K·d per candidate.
+  void build_seed_tables();
+  bool has_seed_tables() const { return !centroid_word_dots_.empty(); }
   // The greedy RQ-fine route of encode_range (beam 1): rows of x visited in `order` (row indices relative to
   // x; clusters: each row's first-level id) in blocks of ResidualQuantizer::kEncodeBlock whose fine stages
   // are scored together by greedy_block. Same codes, ŷ and errors as encode_candidates row by row;
@@ -184,6 +192,8 @@ class TransformedResidualQuantizer : public Quantizer {
   std::vector<float> initial_;                    // slots × tdim × tdim: R⁰ of each slot (training only)
   std::vector<float> basis_;                      // subspace only: P, tdim × dim (rows orthonormal)
   std::vector<float> basis_t_;                    // subspace only: Pᵀ, dim × tdim (for the batched products)
+  std::vector<float> centroid_word_dots_;         // seed tables: K1 × (L·K), ⟨c_k, w⟩, fine codewords stage-major
+  std::vector<float> projected_words_;            // seed tables: (L·K) × tdim, P w
   std::unique_ptr<ResidualQuantizer> fine_rq_;
   std::unique_ptr<ProductQuantizer> fine_pq_;
   std::vector<CentroidTable> fine_pq_tables_;     // one per PQ sub-space (encoding)

@@ -292,6 +292,57 @@ TEST_CASE("trq: greedy encoding (blocks of rows) equals the vector-at-a-time rou
   CHECK_MSG(same == n, same << " of " << n << " codes agree");
 }
 
+TEST_CASE("trq: beam encoding with subspace transforms (seed tables) matches the direct beam search") {
+  const size_t d = 24, p = 6, n = 1500, beam = 3;
+  const auto x = subspace_rotated_clusters(n, d, p, 8, 37);
+  TRQOptions o;
+  o.beam = beam;
+  o.subspace = p;
+  o.iterations = 2;
+  TransformedResidualQuantizer trq(d, 3, FineQuantizerKind::Residual, 3, 5, o);  // TRQ1x3,RQ3x5,beam=3,sub=6
+  trq.train(n, x.data(), quick_context());
+  REQUIRE(trq.transform_count() >= 1);
+  std::vector<uint8_t> codes(n * trq.code_size()), codes1(n * trq.code_size());
+  trq.encode(n, x.data(), codes.data(), 2);
+  trq.encode(n, x.data(), codes1.data(), 1);
+  CHECK(codes == codes1);
+  // By hand, the direct route: the `beam` nearest first-level centroids, y_b = R_b(x − c_b) by rotate(), one
+  // joint beam search over the fine stages scoring residual vectors (no cross tables).
+  std::vector<float> firsts(trq.first_count() * d);
+  std::copy(trq.first_centroid(0), trq.first_centroid(0) + firsts.size(), firsts.begin());
+  const CentroidTable first_table(trq.first_count(), d, firsts.data());
+  RQBeamSearch search(*trq.fine_rq());
+  std::vector<float> scores(trq.first_count()), residual(d), ys(beam * d), norms(beam), decoded(d);
+  std::vector<uint32_t> order(trq.first_count()), tags(beam), fine(trq.fine_count());
+  size_t same = 0;
+  double seeded_error = 0, direct_error = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float* xi = &x[i * d];
+    first_table.scores(xi, scores.data());
+    for (uint32_t j = 0; j < order.size(); ++j) order[j] = j;
+    std::partial_sort(order.begin(), order.begin() + beam, order.end(), [&](uint32_t a, uint32_t b) {
+      return scores[a] < scores[b] || (scores[a] == scores[b] && a < b);
+    });
+    for (size_t b = 0; b < beam; ++b) {
+      for (size_t t = 0; t < d; ++t) residual[t] = xi[t] - trq.first_centroid(order[b])[t];
+      trq.rotate(order[b], 1, residual.data(), &ys[b * d]);
+      norms[b] = kernels().dot(&ys[b * d], &ys[b * d], d);
+      tags[b] = uint32_t(b);
+    }
+    search.reset(beam, ys.data(), norms.data(), tags.data());
+    search.run(0, trq.fine_count(), beam);
+    direct_error += search.distance(0);
+    uint32_t cluster;
+    trq.unpack(&codes[i * trq.code_size()], &cluster, fine.data());
+    same += cluster == order[search.tag(0)] && std::equal(fine.begin(), fine.end(), search.path(0));
+    trq.decode(1, &codes[i * trq.code_size()], decoded.data(), 1);
+    for (size_t t = 0; t < d; ++t) seeded_error += double(xi[t] - decoded[t]) * (xi[t] - decoded[t]);
+  }
+  // The two routes round differently (products regrouped), so a near-tie may go either way.
+  CHECK_MSG(same >= n * 99 / 100, same << " of " << n << " codes agree");
+  CHECK_MSG(seeded_error <= direct_error * (1 + 1e-4), "seeded " << seeded_error << " direct " << direct_error);
+}
+
 TEST_CASE("codec specs: canonical forms, code sizes, round trips through make_codec and make_index") {
   struct Case {
     const char* spec;
