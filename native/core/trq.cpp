@@ -65,9 +65,12 @@ struct TransformedResidualQuantizer::Scratch {
     if (q.has_seed_tables()) {
       const size_t words = q.fine_count_ * q.fine_rq_->ksub();
       seed_dots.resize(q.options_.beam * words);
-      word_terms.resize(words);
+      word_terms.resize(q.options_.beam * words);
+      back.resize(q.options_.beam * q.dim());
       projected.resize(q.tdim_);
-      delta.resize(q.tdim_);
+      projected_x.resize(q.tdim_);
+      delta.resize(q.options_.beam * q.tdim_);
+      rotated.resize(q.options_.beam);
     }
     if (q.fine_pq_) {
       sub_scores.resize(q.fine_pq_->ksub());
@@ -77,7 +80,10 @@ struct TransformedResidualQuantizer::Scratch {
   std::vector<float> first_scores;  // kEncodeBlock rows × K1: first-level scores of a group of rows
   std::vector<uint32_t> order, candidates, tags;
   std::vector<float> ys, norms, residual, sub_scores;
-  std::vector<float> seed_dots, word_terms, projected, delta;  // seed-table route (build_seed_tables)
+  // Seed-table route (build_seed_tables), per candidate with a transform: δ_b (delta), Pᵀδ_b (back), ⟨δ_b, P w⟩
+  // (word_terms), the candidate's index (rotated).
+  std::vector<float> seed_dots, word_terms, back, projected, projected_x, delta;
+  std::vector<uint32_t> rotated;
   std::vector<uint32_t> pq_codes;
   std::unique_ptr<RQBeamSearch> search;
 };
@@ -176,7 +182,8 @@ void TransformedResidualQuantizer::rotate(size_t k, size_t count, const float* r
   matvec_many(p, d, basis_.data(), count, r, d, t.data(), p);
   matvec_many(p, p, rot, count, t.data(), p, u.data(), p);
   for (size_t i = 0; i < count * p; ++i) u[i] -= t[i];
-  matvec_many(d, p, basis_t_.data(), count, u.data(), p, y, d);
+  const Kernels& kern = kernels();
+  for (size_t v = 0; v < count; ++v) kern.dot_transposed(&u[v * p], basis_.data(), p, d, d, y + v * d);
   for (size_t i = 0; i < count * d; ++i) y[i] += r[i];
 }
 
@@ -196,7 +203,7 @@ void TransformedResidualQuantizer::rotate_back(size_t k, const float* y, float* 
   matvec(p, d, basis_.data(), y, t.data());
   matvec_transposed(p, p, rot, t.data(), u.data());
   for (size_t i = 0; i < p; ++i) u[i] -= t[i];
-  matvec(d, p, basis_t_.data(), u.data(), r);
+  kernels().dot_transposed(u.data(), basis_.data(), p, d, d, r);
   for (size_t i = 0; i < d; ++i) r[i] += y[i];
 }
 
@@ -308,25 +315,54 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, const float
   const size_t d = dim();
   const Kernels& kern = kernels();
   const size_t count = std::min(options_.beam, k1_);
+  // RQ fine: the best entry of the finished joint beam search (its tag is the candidate's index in ys).
+  const auto take_search_result = [&] {
+    const size_t b = s.search->tag(0);
+    *cluster = s.candidates[b];
+    std::memcpy(fine_codes, s.search->path(0), fine_count_ * sizeof(uint32_t));
+    const float* r = s.search->residual(0);
+    *sq_error = kern.dot(r, r, d);
+    if (y_hat)
+      for (size_t t = 0; t < d; ++t) y_hat[t] = s.ys[b * d + t] - r[t];
+  };
   if (x_dots) {
     // Seed-table route (build_seed_tables): y_b = r_b + Pᵀδ_b with δ_b = (A_b − I)P r_b, and the seeds'
     // codeword products ⟨x, w⟩ − ⟨c_b, w⟩ + ⟨δ_b, P w⟩; then the beam search in cross-table mode.
     const size_t p = tdim_, words = fine_count_ * fine_rq_->ksub();
+    // P r_b = P x − P c_b: P x once per row, P c_k from the table. The products over p (Pᵀδ_b and ⟨δ_b, P w⟩
+    // for every codeword) run for all transformed candidates together as transposed products, SIMD lanes over
+    // the d or L·K outputs and each pass over the table shared by the candidates.
+    size_t rotated = 0;
     for (size_t b = 0; b < count; ++b) {
       const uint32_t k = s.candidates[b];
       const float* c = first_centroid(k);
       float* y = &s.ys[b * d];
-      float* dots = &s.seed_dots[b * words];
-      const float* centroid_dots = &centroid_word_dots_[size_t(k) * words];
       for (size_t t = 0; t < d; ++t) y[t] = x[t] - c[t];
-      if (const float* rot = transform(k)) {
-        matvec(p, d, basis_.data(), y, s.projected.data());
-        matvec(p, p, rot, s.projected.data(), s.delta.data());
-        for (size_t i = 0; i < p; ++i) s.delta[i] -= s.projected[i];
-        matvec(d, p, basis_t_.data(), s.delta.data(), s.residual.data());
-        for (size_t t = 0; t < d; ++t) y[t] += s.residual[t];
-        matvec(words, p, projected_words_.data(), s.delta.data(), s.word_terms.data());
-        for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j] + s.word_terms[j];
+      const float* rot = transform(k);
+      if (!rot) continue;
+      if (rotated == 0) matvec(p, d, basis_.data(), x, s.projected_x.data());
+      const float* pc = &projected_centroids_[size_t(k) * p];
+      for (size_t i = 0; i < p; ++i) s.projected[i] = s.projected_x[i] - pc[i];
+      float* delta = &s.delta[rotated * p];
+      matvec(p, p, rot, s.projected.data(), delta);
+      for (size_t i = 0; i < p; ++i) delta[i] -= s.projected[i];
+      s.rotated[rotated++] = uint32_t(b);
+    }
+    if (rotated > 0) {
+      kern.dot_transposed_batch(s.delta.data(), rotated, p, basis_.data(), p, d, d, s.back.data(), d);
+      kern.dot_transposed_batch(s.delta.data(), rotated, p, projected_words_.data(), p, words, words,
+                                s.word_terms.data(), words);
+    }
+    for (size_t b = 0, m = 0; b < count; ++b) {
+      const float* centroid_dots = &centroid_word_dots_[size_t(s.candidates[b]) * words];
+      float* y = &s.ys[b * d];
+      float* dots = &s.seed_dots[b * words];
+      if (m < rotated && s.rotated[m] == b) {
+        const float* back = &s.back[m * d];
+        const float* terms = &s.word_terms[m * words];
+        for (size_t t = 0; t < d; ++t) y[t] += back[t];
+        for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j] + terms[j];
+        ++m;
       } else {
         for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j];
       }
@@ -335,13 +371,7 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, const float
     s.search->start_seeds(count, s.ys.data(), s.norms.data(), s.seed_dots.data());
     for (size_t l = 0; l < fine_count_; ++l) s.search->step(l, options_.beam);
     s.search->finish();
-    const size_t b = s.search->tag(0);
-    *cluster = s.candidates[b];
-    std::memcpy(fine_codes, s.search->path(0), fine_count_ * sizeof(uint32_t));
-    const float* r = s.search->residual(0);
-    *sq_error = kern.dot(r, r, d);
-    if (y_hat)
-      for (size_t t = 0; t < d; ++t) y_hat[t] = s.ys[b * d + t] - r[t];
+    take_search_result();
     return;
   }
   // y_b = R_k (x − c_k) for every candidate; ‖y_b‖² is the error before the fine quantizer.
@@ -363,13 +393,7 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, const float
     // errors are comparable because the transforms are orthogonal).
     s.search->reset(count, s.ys.data(), s.norms.data(), s.tags.data());
     s.search->run(0, fine_count_, options_.beam);
-    const size_t b = s.search->tag(0);
-    *cluster = s.candidates[b];
-    std::memcpy(fine_codes, s.search->path(0), fine_count_ * sizeof(uint32_t));
-    const float* r = s.search->residual(0);
-    *sq_error = kern.dot(r, r, d);
-    if (y_hat)
-      for (size_t t = 0; t < d; ++t) y_hat[t] = s.ys[b * d + t] - r[t];
+    take_search_result();
     return;
   }
   // PQ fine quantizer: encode each candidate, keep the smallest error ‖y‖² + Σ_m (‖c‖² − 2⟨y_m, c⟩).
@@ -465,16 +489,20 @@ void TransformedResidualQuantizer::decode(size_t n, const uint8_t* codes, float*
 void TransformedResidualQuantizer::build_seed_tables() {
   centroid_word_dots_.clear();
   projected_words_.clear();
+  projected_centroids_.clear();
   if (!fine_rq_ || !subspace_transforms() || basis_.empty() || !fine_rq_->uses_cross_tables()) return;
   const size_t d = dim(), p = tdim_, K = fine_rq_->ksub(), words = fine_count_ * K;
   if (double(k1_) * double(words) * sizeof(float) > double(kMaxSeedTableBytes)) return;
-  std::vector<float> centroid_dots(k1_ * words), projected(words * p);
+  std::vector<float> centroid_dots(k1_ * words), projected(words * p), projected_words(p * words);
   for (size_t l = 0; l < fine_count_; ++l) {
     fine_rq_->table(l).dots_batch(first_.data(), k1_, d, &centroid_dots[l * K], words);
     transform_rows(K, d, p, basis_.data(), fine_rq_->codebook(l), &projected[l * K * p], 0);
   }
+  transpose(words, p, projected.data(), projected_words.data());
+  projected_centroids_.resize(k1_ * p);
+  transform_rows(k1_, d, p, basis_.data(), first_.data(), projected_centroids_.data(), 0);
   centroid_word_dots_ = std::move(centroid_dots);
-  projected_words_ = std::move(projected);
+  projected_words_ = std::move(projected_words);
 }
 
 // ----------------------------------------------------------------------------------------------- training
@@ -633,8 +661,6 @@ void TransformedResidualQuantizer::compute_basis(size_t n, const float* x, const
   // members' mean after k-means), largest variance first.
   const PcaResult pc = pca(n, d, residuals.data(), threads);
   basis_.assign(pc.components.begin(), pc.components.begin() + p * d);
-  basis_t_.resize(d * p);
-  transpose(p, d, basis_.data(), basis_t_.data());
 }
 
 void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainContext& ctx) {
@@ -660,9 +686,9 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
   transforms_.clear();
   initial_.clear();
   basis_.clear();
-  basis_t_.clear();
   centroid_word_dots_.clear();
   projected_words_.clear();
+  projected_centroids_.clear();
   std::vector<int32_t> labels(n);
   assign_nearest(n, d, x, k1_, first_.data(), labels.data(), nullptr, ctx.threads);
   if (options_.transforms && subspace_transforms()) compute_basis(n, x, labels.data(), ctx.threads);
@@ -760,7 +786,7 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
   for (float v : transforms) QV_CHECK(std::isfinite(v), Corrupt, "TRQ transforms hold a non-finite value");
   for (size_t t = 0; t < used; ++t)
     QV_CHECK(orthogonality_error(p, &transforms[t * p * p]) < 1e-3, Corrupt, "TRQ transform " << t << " is not orthogonal");
-  std::vector<float> basis, basis_t;
+  std::vector<float> basis;
   if (subspace_transforms()) {
     basis = in.array<float>(p * d, "TRQ subspace basis");
     QV_CHECK(basis.size() == p * d, Corrupt, "TRQ subspace basis: expected " << p * d << " floats, found " << basis.size());
@@ -772,8 +798,6 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
         const float v = kern.dot(&basis[i * d], &basis[j * d], d) - (i == j ? 1.0f : 0.0f);
         QV_CHECK(std::fabs(v) < 1e-3f, Corrupt, "TRQ subspace basis rows " << j << " and " << i << " are not orthonormal");
       }
-    basis_t.resize(d * p);
-    transpose(p, d, basis.data(), basis_t.data());
   }
   if (fine_rq_)
     fine_rq_->load_state(in);
@@ -786,7 +810,6 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
   slots_ = std::move(slots);
   transforms_ = std::move(transforms);
   basis_ = std::move(basis);
-  basis_t_ = std::move(basis_t);
   initial_.clear();
   build_seed_tables();
   norm_.set_range(lo, hi);

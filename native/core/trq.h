@@ -191,9 +191,9 @@ class TransformedResidualQuantizer : public Quantizer {
   std::vector<float> transforms_;                 // slots × tdim × tdim
   std::vector<float> initial_;                    // slots × tdim × tdim: R⁰ of each slot (training only)
   std::vector<float> basis_;                      // subspace only: P, tdim × dim (rows orthonormal)
-  std::vector<float> basis_t_;                    // subspace only: Pᵀ, dim × tdim (for the batched products)
   std::vector<float> centroid_word_dots_;         // seed tables: K1 × (L·K), ⟨c_k, w⟩, fine codewords stage-major
-  std::vector<float> projected_words_;            // seed tables: (L·K) × tdim, P w
+  std::vector<float> projected_words_;            // seed tables: tdim × (L·K), column j = P w_j
+  std::vector<float> projected_centroids_;        // seed tables: K1 × tdim, P c_k
   std::unique_ptr<ResidualQuantizer> fine_rq_;
   std::unique_ptr<ProductQuantizer> fine_pq_;
   std::vector<CentroidTable> fine_pq_tables_;     // one per PQ sub-space (encoding)

@@ -22,34 +22,12 @@ using namespace quiver;
 namespace {
 
 // `clusters` centres; each cluster's points spread along its own random rotation of one anisotropic profile
-// (standard deviations 8, 4, 2, 1, 0.5, …). A shared fine codebook fits all clusters only once their residuals
-// are rotated back to a common frame: the case TRQ is made for. rotations: clusters × d × d.
-std::vector<float> rotated_clusters(size_t n, size_t d, size_t clusters, uint64_t seed,
-                                    std::vector<float>* rotations = nullptr) {
-  std::vector<float> centres;
-  std::vector<float> x = qvtest::blobs(n, d, clusters, seed, &centres);
-  std::vector<float> rots(clusters * d * d);
-  for (size_t c = 0; c < clusters; ++c) random_orthogonal(d, seed * 100 + c, &rots[c * d * d]);
-  const auto z = qvtest::random_floats(n * d, seed + 1);
-  std::vector<float> local(d);
-  for (size_t i = 0; i < n; ++i) {
-    const size_t c = i % clusters;
-    for (size_t j = 0; j < d; ++j) local[j] = z[i * d + j] * 8.0f / float(1u << std::min<size_t>(j, 8));
-    // residual = Rotᵀ local: the profile's axes are the rows of the cluster's rotation.
-    for (size_t j = 0; j < d; ++j) {
-      float v = 0;
-      for (size_t t = 0; t < d; ++t) v += rots[c * d * d + t * d + j] * local[t];
-      x[i * d + j] = centres[c * d + j] + v;
-    }
-  }
-  if (rotations) *rotations = rots;
-  return x;
-}
-
-// Like rotated_clusters, but every cluster's rotation acts only inside the first p coordinates (where the
-// anisotropic profile lives); the other d − p coordinates hold small isotropic noise. The case subspace
-// transforms (sub=p) are made for: a p × p rotation per cluster aligns them all.
-std::vector<float> subspace_rotated_clusters(size_t n, size_t d, size_t p, size_t clusters, uint64_t seed) {
+// (standard deviations 8, 4, 2, 1, 0.5, …) inside the first p coordinates; the other d − p coordinates hold
+// small isotropic noise (0.1). A shared fine codebook fits all clusters only once their residuals are rotated
+// back to a common frame: the case TRQ is made for, and with p < d the case of subspace transforms (sub=p).
+// rotations: clusters × p × p.
+std::vector<float> subspace_rotated_clusters(size_t n, size_t d, size_t p, size_t clusters, uint64_t seed,
+                                             std::vector<float>* rotations = nullptr) {
   std::vector<float> centres;
   std::vector<float> x = qvtest::blobs(n, d, clusters, seed, &centres);
   std::vector<float> rots(clusters * p * p);
@@ -59,6 +37,7 @@ std::vector<float> subspace_rotated_clusters(size_t n, size_t d, size_t p, size_
   for (size_t i = 0; i < n; ++i) {
     const size_t c = i % clusters;
     for (size_t j = 0; j < p; ++j) local[j] = z[i * d + j] * 8.0f / float(1u << std::min<size_t>(j, 8));
+    // residual = Rotᵀ local: the profile's axes are the rows of the cluster's rotation.
     for (size_t j = 0; j < d; ++j) {
       float v = 0;
       if (j < p)
@@ -68,7 +47,14 @@ std::vector<float> subspace_rotated_clusters(size_t n, size_t d, size_t p, size_
       x[i * d + j] = centres[c * d + j] + v;
     }
   }
+  if (rotations) *rotations = rots;
   return x;
+}
+
+// The profile rotated in all d coordinates (rotations: clusters × d × d).
+std::vector<float> rotated_clusters(size_t n, size_t d, size_t clusters, uint64_t seed,
+                                    std::vector<float>* rotations = nullptr) {
+  return subspace_rotated_clusters(n, d, d, clusters, seed, rotations);
 }
 
 TrainContext quick_context(uint64_t seed = 3) {
