@@ -82,6 +82,8 @@ async function main() {
     // not a git checkout
   }
   const lines = [
+    '## One-thread encoding time',
+    '',
     `Encoding ${count} ${dataset.name} vectors (d = ${dim}) on one thread, best of ${opts.reps} runs; trained on ` +
       `${train.length / dim} rows, seed ${opts.seed}. Machine: ${machine.cpu}, SIMD ${quiver.simdLevel()}, ` +
       `Node ${machine.node}, quiver ${engine}, load average ${require('node:os').loadavg()[0].toFixed(1)}, ${machine.date}.`,

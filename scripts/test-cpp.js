@@ -51,10 +51,11 @@ if (!sanitize && !process.env.QUIVER_SKIP_CUDA) {
 // The NEON kernels (native/core/kernels_neon.cpp) must compile and pass where an AArch64 cross compiler and
 // qemu-user exist (CI installs both): the core and its tests are cross-built into build/arm and the cases that
 // exercise the kernels run under qemu-aarch64, NEON being the level there (the whole suite is too slow emulated),
-// with the greedy RQ / TRQ encoders, whose argmin uses the compiler's portable vector extension (rq.cpp).
+// with the greedy RQ / TRQ encoders, whose argmin uses the compiler's portable vector extension (rq.cpp), and
+// TRQ's subspace transforms and seed-table beam route (transposed products of the kernels).
 const ARM_CASES = ['thread_pool', 'topk', 'kernels', 'simd', 'spec: parse', 'fastscan', 'pruned',
   'refine: fp16 and int8 kernels', 'refine: half', 'ivf: ', 'rq: first_minimum', 'rq: the greedy block',
-  'trq: greedy encoding'];
+  'trq: greedy encoding', 'trq: subspace', 'trq: beam encoding'];
 if (!sanitize && !process.env.QUIVER_SKIP_ARM) {
   const cxx = 'aarch64-linux-gnu-g++';
   const qemu = 'qemu-aarch64';
