@@ -408,15 +408,17 @@ void random_orthogonal(size_t d, uint64_t seed, float* q) {
   for (size_t i = 0; i < d * d; ++i) q[i] = float(m[i]);
 }
 
-double orthogonality_error(size_t d, const float* m) {
+double orthonormal_rows_error(size_t rows, size_t cols, const float* m) {
   double worst = 0;
-  for (size_t i = 0; i < d; ++i)
-    for (size_t j = 0; j < d; ++j) {
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < rows; ++j) {
       double s = 0;
-      for (size_t t = 0; t < d; ++t) s += double(m[i * d + t]) * m[j * d + t];
+      for (size_t t = 0; t < cols; ++t) s += double(m[i * cols + t]) * m[j * cols + t];
       worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
     }
   return worst;
 }
+
+double orthogonality_error(size_t d, const float* m) { return orthonormal_rows_error(d, d, m); }
 
 }  // namespace quiver

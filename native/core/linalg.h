@@ -76,7 +76,9 @@ PcaResult pca(size_t n, size_t d, const float* x, int threads = 0);
 // Fills q (d × d) with a uniformly random orthogonal matrix (Gram–Schmidt of a Gaussian matrix), seeded.
 void random_orthogonal(size_t d, uint64_t seed, float* q);
 
-// max |(M Mᵀ − I)_ij| for a d × d matrix: how far M is from orthogonal (tests and sanity checks).
+// max |(M Mᵀ − I)_ij| for a rows × cols matrix (row-major): how far its rows are from orthonormal.
+double orthonormal_rows_error(size_t rows, size_t cols, const float* m);
+// The same for a d × d matrix: how far M is from orthogonal (tests and sanity checks).
 double orthogonality_error(size_t d, const float* m);
 
 }  // namespace quiver

@@ -182,8 +182,7 @@ void TransformedResidualQuantizer::rotate(size_t k, size_t count, const float* r
   matvec_many(p, d, basis_.data(), count, r, d, t.data(), p);
   matvec_many(p, p, rot, count, t.data(), p, u.data(), p);
   for (size_t i = 0; i < count * p; ++i) u[i] -= t[i];
-  const Kernels& kern = kernels();
-  for (size_t v = 0; v < count; ++v) kern.dot_transposed(&u[v * p], basis_.data(), p, d, d, y + v * d);
+  kernels().dot_transposed_batch(u.data(), count, p, basis_.data(), p, d, d, y, d);
   for (size_t i = 0; i < count * d; ++i) y[i] += r[i];
 }
 
@@ -792,12 +791,7 @@ void TransformedResidualQuantizer::load_state(ByteReader& in) {
     QV_CHECK(basis.size() == p * d, Corrupt, "TRQ subspace basis: expected " << p * d << " floats, found " << basis.size());
     for (float v : basis) QV_CHECK(std::isfinite(v), Corrupt, "TRQ subspace basis holds a non-finite value");
     // Rows orthonormal (P Pᵀ = I), else R_k would not be orthogonal and decoding would not invert encoding.
-    const Kernels& kern = kernels();
-    for (size_t i = 0; i < p; ++i)
-      for (size_t j = 0; j <= i; ++j) {
-        const float v = kern.dot(&basis[i * d], &basis[j * d], d) - (i == j ? 1.0f : 0.0f);
-        QV_CHECK(std::fabs(v) < 1e-3f, Corrupt, "TRQ subspace basis rows " << j << " and " << i << " are not orthonormal");
-      }
+    QV_CHECK(orthonormal_rows_error(p, d, basis.data()) < 1e-3, Corrupt, "TRQ subspace basis rows are not orthonormal");
   }
   if (fine_rq_)
     fine_rq_->load_state(in);

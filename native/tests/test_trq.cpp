@@ -150,6 +150,7 @@ TEST_CASE("trq: subspace transforms (sub=p) rotate only inside the shared basis 
     trq.train(n, x.data(), quick_context());
     REQUIRE(trq.transform_count() == clusters);
     REQUIRE(trq.basis().size() == p * d);
+    CHECK(orthonormal_rows_error(p, d, trq.basis().data()) < 1e-5);
     // The basis is orthonormal and spans the rotated coordinates (the noise elsewhere is 80× weaker).
     for (size_t i = 0; i < p; ++i) {
       double inside = 0;
