@@ -9,6 +9,7 @@ import {
   type NativeIndex,
   type NativeProgress,
   type NativeSearchArgs,
+  type NativeSearchResult,
   type NativeTrainOptions,
 } from './native';
 import { type CodebooksManifest, writeCodebooks, writeCodebooksAsync } from './codebooks';
@@ -277,6 +278,14 @@ function createNativeIndex(spec: unknown, dim: number, metric: Metric): NativeIn
   return new (native().NativeIndex)(spec as string, dim, metric);
 }
 
+// The public result, built as an object literal of fixed shape: spreading the native object into a new one cost
+// a small search (one query, 64 rows) about a tenth of its time in V8's object cloning.
+function searchResult(native: NativeSearchResult, k: number, groups: Int32Array | undefined): SearchResult {
+  return groups
+    ? { ids: native.ids, distances: native.distances, k, groups }
+    : { ids: native.ids, distances: native.distances, k };
+}
+
 export class Index {
   #native: NativeIndex;
 
@@ -386,12 +395,12 @@ export class Index {
   /** k nearest stored vectors of each query (nq × dim floats). k larger than size() pads with -1n. */
   async search(queries: Float32Array, k: number, options?: SearchOptions): Promise<SearchResult> {
     const { args, groups, perGroup } = this.#checkSearch(queries, k, options);
-    return { ...(await this.#native.search(...args)), k: perGroup, ...(groups ? { groups } : {}) };
+    return searchResult(await this.#native.search(...args), perGroup, groups);
   }
 
   searchSync(queries: Float32Array, k: number, options?: SearchOptions): SearchResult {
     const { args, groups, perGroup } = this.#checkSearch(queries, k, options);
-    return { ...this.#native.searchSync(...args), k: perGroup, ...(groups ? { groups } : {}) };
+    return searchResult(this.#native.searchSync(...args), perGroup, groups);
   }
 
   /** Removes the vectors with these ids (absent ids are skipped); resolves to how many were removed. */
