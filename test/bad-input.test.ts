@@ -15,6 +15,9 @@ const NaNs = Float32Array.from(data.subarray(0, dim * 2));
 NaNs[11] = NaN;
 const infs = Float32Array.from(data.subarray(0, dim));
 infs[0] = -Infinity;
+// Past the first chunk the finiteness check tests at once (1 024 floats): the message still names the element.
+const lateInf = Float32Array.from(data.subarray(0, dim * 200));
+lateInf[1500] = Infinity;
 
 type Case = [label: string, run: () => unknown, type: typeof TypeError | typeof RangeError, pattern: RegExp];
 
@@ -56,6 +59,8 @@ const cases: Case[] = [
   ['search: k a bigint', () => flat.searchSync(data.subarray(0, dim), 10n as never), TypeError, /k: expected an integer.*got 10n/],
   ['search: dim mismatch', () => flat.searchSync(new Float32Array(dim - 1), 1), RangeError, /queries: .*multiple of dim 8, got length 7/],
   ['search: queries hold NaN', () => flat.searchSync(NaNs, 1), RangeError, /queries: expected finite numbers/],
+  ['search: a query past the first chunk holds Infinity', () => flat.searchSync(lateInf, 1), RangeError,
+    /queries: expected finite numbers, got inf at element 1500 \(vector 187, component 4\)/],
   ['search: queries null', () => flat.searchSync(null as never, 1), TypeError, /queries: expected a Float32Array.*got null/],
   ['search: refine 0', () => flat.searchSync(data.subarray(0, dim), 1, { refine: 0 }), RangeError, /options\.refine/],
   ['search: refine without stored vectors', () => {
