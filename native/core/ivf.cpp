@@ -478,8 +478,14 @@ void IVFIndex::search_custom(size_t nq, const float* queries, size_t shortlist, 
           // Nearest lists by ‖q − c‖² (also for inner product: the lists whose centroids are nearest hold the
           // vectors the residual codes describe best; faiss probes the same way for IVF with IP).
           const float* coarse_scores = &coarse_group[(q - begin) * nlist_];
-          for (size_t l = 0; l < nlist_; ++l) probes[l] = {coarse_scores[l], uint32_t(l)};
-          std::partial_sort(probes.begin(), probes.begin() + long(nprobe), probes.end());
+          // NaN (a product of huge finite values) sorts last, so that (score, list) pairs are totally ordered:
+          // selecting then sorting the nprobe best then gives partial_sort's probes in its order, with a linear
+          // selection instead of a heap over every list (and no comparator inconsistency for the sorts to trip on).
+          constexpr float kLast = std::numeric_limits<float>::infinity();
+          for (size_t l = 0; l < nlist_; ++l)
+            probes[l] = {std::isnan(coarse_scores[l]) ? kLast : coarse_scores[l], uint32_t(l)};
+          if (nprobe < nlist_) std::nth_element(probes.begin(), probes.begin() + long(nprobe), probes.end());
+          std::sort(probes.begin(), probes.begin() + long(nprobe));
           // A probe's precomputed terms (nlist tables of M × 16 floats, which rarely stay in L2) load while the
           // work before it runs: the first probe's during the query's own table, the next one's during a scan.
           const auto prefetch_terms = [&](size_t list) {
