@@ -57,6 +57,7 @@ RQBeamSearch::RQBeamSearch(const ResidualQuantizer& rq) : rq_(rq), dim_(rq.dim()
 void RQBeamSearch::reset(size_t count, const float* residuals, const float* sq_norms, const uint32_t* tags,
                          const uint32_t* paths) {
   count_ = count;
+  residual_entries_ = count;
   residuals_.assign(residuals, residuals + count * dim_);
   dists_.assign(sq_norms, sq_norms + count);
   tags_.resize(count);
@@ -144,6 +145,7 @@ void RQBeamSearch::advance(size_t stage, bool with_residuals) {
   paths_.swap(next_paths_);
   tags_.swap(next_tags_);
   count_ = keep;
+  residual_entries_ = with_residuals ? keep : 0;
 }
 
 void RQBeamSearch::run(size_t first, size_t last, size_t width) {
@@ -201,16 +203,17 @@ void RQBeamSearch::step(size_t l, size_t width) {
 
 void RQBeamSearch::finish() {
   if (!x_dots_) return;  // the direct route kept the residuals up to date
-  // Cross-table steps track only codes and distances: rebuild the residuals of the final entries.
+  // Cross-table steps track only codes and distances: rebuild the best entry's residual, the one encoders keep.
   const size_t d = dim_;
-  residuals_.resize(count_ * d);
+  residuals_.resize(d);
   std::vector<float>& rec = next_residuals_;
   rec.resize(d);
-  for (size_t e = 0; e < count_; ++e) {
-    rq_.reconstruct(&paths_[e * stages_], rec.data());
-    const float* x = x_ + (seed_stride_ ? tags_[e] * d : 0);
-    for (size_t i = 0; i < d; ++i) residuals_[e * d + i] = x[i] - rec[i];
+  if (count_ > 0) {
+    rq_.reconstruct(&paths_[0], rec.data());
+    const float* x = x_ + (seed_stride_ ? tags_[0] * d : 0);
+    for (size_t i = 0; i < d; ++i) residuals_[i] = x[i] - rec[i];
   }
+  residual_entries_ = std::min<size_t>(count_, 1);
   x_dots_ = nullptr;
   seed_stride_ = 0;
 }

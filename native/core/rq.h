@@ -22,6 +22,7 @@
 // −⟨q, c_lj⟩ for inner product (score = Σ entries; the stored norm is unused).
 #pragma once
 
+#include <cassert>
 #include <memory>
 #include <vector>
 
@@ -90,7 +91,9 @@ class RQBeamSearch {
   // cache across the block. With x_dots (L × K floats, ⟨x, c_lj⟩, owned by the caller until finish()) and the
   // quantizer's cross-product tables, a step uses ⟨r, c_lj⟩ = ⟨x, c_lj⟩ − Σ_{m<l} ⟨c_{m,p_m}, c_lj⟩ for the
   // partial sum r = x − Σ_{m<l} c_{m,p_m}: l·K additions per entry instead of K·dim multiply-adds (faiss's
-  // trick); without x_dots a step scores residual vectors directly. finish() leaves the entries as run() does.
+  // trick); without x_dots a step scores residual vectors directly. finish() leaves the entries as run() does,
+  // except that after cross-table steps only the best entry's residual is rebuilt (residual(0): what an
+  // encoder keeps; rebuilding every entry's cost a full reconstruction each).
   void start(const float* x, const float* x_dots);
   // start() for `count` seeds at once (e.g. one residual per candidate first-level cluster of TRQ): seeds
   // (count × dim) with their squared norms (count) and inner products with every codeword (count × L·K,
@@ -104,7 +107,11 @@ class RQBeamSearch {
   const uint32_t* path(size_t e) const { return &paths_[e * stages_]; }  // stage codes (stages values)
   float distance(size_t e) const { return dists_[e]; }
   uint32_t tag(size_t e) const { return tags_[e]; }
-  const float* residual(size_t e) const { return &residuals_[e * dim_]; }
+  // Entry e's residual: every entry after run() or direct steps, entry 0 only after cross-table steps.
+  const float* residual(size_t e) const {
+    assert(e < residual_entries_);
+    return &residuals_[e * dim_];
+  }
 
  private:
   struct Candidate {
@@ -113,6 +120,7 @@ class RQBeamSearch {
   };
   const ResidualQuantizer& rq_;
   size_t dim_, stages_, count_ = 0;
+  size_t residual_entries_ = 0;  // entries whose residual is up to date (see residual())
   void select(size_t width);  // fills heap_ (sorted) from scores_ and dists_
   void advance(size_t stage, bool with_residuals);
 
