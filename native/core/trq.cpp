@@ -68,7 +68,6 @@ struct TransformedResidualQuantizer::Scratch {
       word_terms.resize(q.options_.beam * words);
       back.resize(q.options_.beam * q.dim());
       projected.resize(q.tdim_);
-      projected_x.resize(q.tdim_);
       delta.resize(q.options_.beam * q.tdim_);
       rotated.resize(q.options_.beam);
     }
@@ -82,7 +81,7 @@ struct TransformedResidualQuantizer::Scratch {
   std::vector<float> ys, norms, residual, sub_scores;
   // Seed-table route (build_seed_tables), per candidate with a transform: δ_b (delta), Pᵀδ_b (back), ⟨δ_b, P w⟩
   // (word_terms), the candidate's index (rotated).
-  std::vector<float> seed_dots, word_terms, back, projected, projected_x, delta;
+  std::vector<float> seed_dots, word_terms, back, projected, delta;
   std::vector<uint32_t> rotated;
   std::vector<uint32_t> pq_codes;
   std::unique_ptr<RQBeamSearch> search;
@@ -254,6 +253,7 @@ void TransformedResidualQuantizer::encode_range(
   const bool seeded = has_seed_tables() && count > 1;
   const size_t words = seeded ? fine_count_ * fine_rq_->ksub() : 0;
   std::vector<float> block_rows(seeded ? kGroup * d : 0), block_dots(kGroup * words);
+  std::vector<float> block_projected(seeded ? kGroup * tdim_ : 0);
   for (size_t o = 0; o < rows; o += kGroup) {
     const size_t group = std::min(kGroup, rows - o);
     if (seeded) {
@@ -261,13 +261,18 @@ void TransformedResidualQuantizer::encode_range(
         std::memcpy(&block_rows[v * d], x + (begin + order[o + v]) * d, d * sizeof(float));
       for (size_t l = 0; l < fine_count_; ++l)
         fine_rq_->table(l).dots_batch(block_rows.data(), group, d, &block_dots[l * fine_rq_->ksub()], words);
+      // P x of the block's rows in one transposed product (row by row, p dot products of length d each cost
+      // a horizontal sum apiece: 6 % of encoding at d = 784, p = 64).
+      kernels().dot_transposed_batch(block_rows.data(), group, d, basis_transposed_.data(), d, tdim_, tdim_,
+                                     block_projected.data(), tdim_);
     }
     for (size_t v = 0; v < group; ++v) {
       const uint32_t t = order[o + v];
       uint32_t cluster;
       float error;
       std::copy(&candidates[t * count], &candidates[t * count] + count, s.candidates.begin());
-      encode_candidates(x + (begin + t) * d, seeded ? &block_dots[v * words] : nullptr, s, &cluster,
+      encode_candidates(x + (begin + t) * d, seeded ? &block_dots[v * words] : nullptr,
+                        seeded ? &block_projected[v * tdim_] : nullptr, s, &cluster,
                         fine_codes.data(), want_y_hat ? y_hat.data() : nullptr, &error);
       emit(begin + t, cluster, fine_codes.data(), want_y_hat ? y_hat.data() : nullptr, error);
     }
@@ -308,7 +313,8 @@ void TransformedResidualQuantizer::encode_greedy_rows(
   }
 }
 
-void TransformedResidualQuantizer::encode_candidates(const float* x, const float* x_dots, Scratch& s,
+void TransformedResidualQuantizer::encode_candidates(const float* x, const float* x_dots, const float* x_projected,
+                                                     Scratch& s,
                                                      uint32_t* cluster, uint32_t* fine_codes, float* y_hat,
                                                      float* sq_error) const {
   const size_t d = dim();
@@ -339,9 +345,8 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, const float
       for (size_t t = 0; t < d; ++t) y[t] = x[t] - c[t];
       const float* rot = transform(k);
       if (!rot) continue;
-      if (rotated == 0) matvec(p, d, basis_.data(), x, s.projected_x.data());
       const float* pc = &projected_centroids_[size_t(k) * p];
-      for (size_t i = 0; i < p; ++i) s.projected[i] = s.projected_x[i] - pc[i];
+      for (size_t i = 0; i < p; ++i) s.projected[i] = x_projected[i] - pc[i];
       float* delta = &s.delta[rotated * p];
       matvec(p, p, rot, s.projected.data(), delta);
       for (size_t i = 0; i < p; ++i) delta[i] -= s.projected[i];
@@ -489,6 +494,7 @@ void TransformedResidualQuantizer::build_seed_tables() {
   centroid_word_dots_.clear();
   projected_words_.clear();
   projected_centroids_.clear();
+  basis_transposed_.clear();
   if (!fine_rq_ || !subspace_transforms() || basis_.empty() || !fine_rq_->uses_cross_tables()) return;
   const size_t d = dim(), p = tdim_, K = fine_rq_->ksub(), words = fine_count_ * K;
   if (double(k1_) * double(words) * sizeof(float) > double(kMaxSeedTableBytes)) return;
@@ -500,6 +506,8 @@ void TransformedResidualQuantizer::build_seed_tables() {
   transpose(words, p, projected.data(), projected_words.data());
   projected_centroids_.resize(k1_ * p);
   transform_rows(k1_, d, p, basis_.data(), first_.data(), projected_centroids_.data(), 0);
+  basis_transposed_.resize(d * p);
+  transpose(p, d, basis_.data(), basis_transposed_.data());
   centroid_word_dots_ = std::move(centroid_dots);
   projected_words_ = std::move(projected_words);
 }

@@ -149,10 +149,10 @@ class TransformedResidualQuantizer : public Quantizer {
   // (K1 floats, CentroidTable::scores of the first table).
   void select_candidates(const float* scores, Scratch& s, uint32_t* candidates) const;
   // Encodes one vector from its candidates (in s.candidates): first-level id, fine codes (fine_count values),
-  // ŷ (dim floats, if not null) and ‖y − ŷ‖². x_dots (with seed tables only; else null): ⟨x, w⟩ for every fine
-  // codeword w (L·K floats, stage-major).
-  void encode_candidates(const float* x, const float* x_dots, Scratch& s, uint32_t* cluster, uint32_t* fine_codes,
-                         float* y_hat, float* sq_error) const;
+  // ŷ (dim floats, if not null) and ‖y − ŷ‖². x_dots and x_projected (with seed tables only; else null): ⟨x, w⟩
+  // for every fine codeword w (L·K floats, stage-major) and P x (tdim floats).
+  void encode_candidates(const float* x, const float* x_dots, const float* x_projected, Scratch& s,
+                         uint32_t* cluster, uint32_t* fine_codes, float* y_hat, float* sq_error) const;
   // Seed tables for beam encoding with subspace transforms and an RQ fine quantizer (built when those apply
   // and they fit kMaxSeedTableBytes; else cleared). The beam search's cross-table mode needs ⟨y_b, w⟩ for every
   // candidate's y_b = R_b(x − c_b) and fine codeword w; with R_b = I + Pᵀ(A_b − I)P that is
@@ -194,6 +194,7 @@ class TransformedResidualQuantizer : public Quantizer {
   std::vector<float> centroid_word_dots_;         // seed tables: K1 × (L·K), ⟨c_k, w⟩, fine codewords stage-major
   std::vector<float> projected_words_;            // seed tables: tdim × (L·K), column j = P w_j
   std::vector<float> projected_centroids_;        // seed tables: K1 × tdim, P c_k
+  std::vector<float> basis_transposed_;           // seed tables: dim × tdim, Pᵀ (P x for a block of rows at once)
   std::unique_ptr<ResidualQuantizer> fine_rq_;
   std::unique_ptr<ProductQuantizer> fine_pq_;
   std::vector<CentroidTable> fine_pq_tables_;     // one per PQ sub-space (encoding)

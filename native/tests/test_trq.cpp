@@ -325,9 +325,12 @@ TEST_CASE("trq: beam encoding with subspace transforms (seed tables) matches the
     trq.decode(1, &codes[i * trq.code_size()], decoded.data(), 1);
     for (size_t t = 0; t < d; ++t) seeded_error += double(xi[t] - decoded[t]) * (xi[t] - decoded[t]);
   }
-  // The two routes round differently (products regrouped), so a near-tie may go either way.
+  // The two routes round differently (products regrouped), so a near-tie may go either way, and a tie decided
+  // otherwise at an early stage can end the beam elsewhere: one such vector of these 1 500 (P x as one
+  // transposed product instead of p dot products) moved the total error by 2.5e-4. The bound allows a few.
   CHECK_MSG(same >= n * 99 / 100, same << " of " << n << " codes agree");
-  CHECK_MSG(seeded_error <= direct_error * (1 + 1e-4), "seeded " << seeded_error << " direct " << direct_error);
+  CHECK_MSG(seeded_error <= direct_error * (1 + 1e-3),
+            "seeded " << seeded_error << " direct " << direct_error << " (" << same << " of " << n << " agree)");
 }
 
 TEST_CASE("codec specs: canonical forms, code sizes, round trips through make_codec and make_index") {
