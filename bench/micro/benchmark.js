@@ -2,7 +2,8 @@
 // Micro-benchmarks (benchmark.js) of quiver's hot paths, one thread, per SIMD level the CPU supports:
 //   (a) ADC scan throughput of exhaustive PQ indexes: codes scanned per second per core
 //       (= base size × queries per second, one query per call, k = 10);
-//   (b) the boundary cost of one call: searchSync and the async search of 1 query on a 16-vector Flat index,
+//   (b) the boundary cost of one call: searchSync (one thread, and threads left to the default) and the async
+//       search of 1 query on a 16-vector Flat index,
 //       where the work is negligible and what remains is argument checks, copies and (async) the thread hop;
 //   (c) exhaustive Flat search on the same base, for reference (float vectors scanned per second).
 // Synthetic uniform data: throughput does not depend on what the vectors mean.
@@ -131,6 +132,8 @@ async function main() {
   await tiny.add(tinyBase);
   const tinyQuery = tinyBase.subarray(0, tinyDim);
   const sync = await measure('searchSync, 1 query', () => tiny.searchSync(tinyQuery, 1, { threads: 1 }));
+  // Threads left to the default, as most callers leave them: the call then also asks how many threads exist.
+  const syncDefault = await measure('searchSync, default threads', () => tiny.searchSync(tinyQuery, 1));
   const asyncCall = await measure(
     'search (async), 1 query',
     (deferred) => {
@@ -139,7 +142,7 @@ async function main() {
     { defer: true },
   );
   tiny.close();
-  for (const r of [sync, asyncCall]) {
+  for (const r of [sync, syncDefault, asyncCall]) {
     results.boundary.push({ call: r.name, callsPerSecond: r.hz, microsecondsPerCall: r.meanSeconds * 1e6, rme: r.rme });
     console.log(`(b) boundary ${r.name.padEnd(24)} ${(r.meanSeconds * 1e6).toFixed(2).padStart(7)} µs/call (${r.hz.toFixed(0)} calls/s, ±${r.rme.toFixed(1)}%)`);
   }
