@@ -49,7 +49,8 @@ t.test('wire: requests with filters round-trip, and malformed ones are refused',
   const all = good.length;
   const cases: [Uint8Array, RegExp][] = [
     [tamper(all, (v) => v.setUint16(4, 3, true)), /version 3 is not supported/],
-    [tamper(all, (v) => v.setUint16(6, 4, true)), /flags 0x4 are not valid/],
+    [tamper(all, (v) => v.setUint16(6, 8, true)), /flags 0x8 are not valid/],
+    [tamper(all, (v) => (v.setUint16(6, 5, true), v.setUint32(36, 0, true))), /per-category results need a non-empty category list/],
     [tamper(all, (v) => v.setUint16(6, 0, true)), /flags 0x0 are not valid/],
     [tamper(all, (v) => v.setUint16(6, 2, true)), /3 filter ids without the filter flag/],
     [tamper(all, (v) => v.setUint16(6, 1, true)), /2 categories without the categories flag/],
@@ -60,7 +61,14 @@ t.test('wire: requests with filters round-trip, and malformed ones are refused',
     [tamper(all, (v) => v.setInt32(40 + 24, -3, true)), /category -3 at 0 is negative/],
   ];
   for (const [bytes, message] of cases) t.throws(() => decodeRequest(bytes), { name: 'Error', message }, String(message));
-  t.throws(() => decodeRequest(tamper(all, (v) => v.setUint16(6, 4, true))), { code: 'ERR_QUIVER_WIRE' }, 'a WireError');
+  t.throws(() => decodeRequest(tamper(all, (v) => v.setUint16(6, 8, true))), { code: 'ERR_QUIVER_WIRE' }, 'a WireError');
+  // Per category: the flag travels with the list and needs it non-empty.
+  const grouped = decodeRequest(encodeRequest({ dim: 3, nq: 2, k: 4, nprobe: 0, refine: 1, queries, categories, perCategory: true }));
+  t.same([grouped.perCategory, grouped.categories], [true, categories], 'per-category requests round-trip');
+  t.equal(decodeRequest(good).perCategory, undefined, 'and others say nothing');
+  t.throws(() => decodeRequest(encodeRequest({ dim: 3, nq: 2, k: 4, nprobe: 0, refine: 1, queries, categories: new Int32Array(0), perCategory: true })), {
+    message: /per-category results need a non-empty category list/,
+  });
 });
 
 if (!findBinary('nats-server')) {
@@ -157,6 +165,34 @@ if (!findBinary('nats-server')) {
         'only allowed ids of allowed categories',
       );
       t.ok(Array.from(got.ids).some((id) => id !== -1n), 'and some are found');
+    });
+
+    await t.test('per-category sharded results equal the per-category search of one index', async (t) => {
+      const cases: [string, Parameters<typeof client.search>[2]][] = [
+        ['k per category', { categories: [3, 0, 5], perCategory: true }],
+        ['4 per category, with an allow-list', { categories: Int32Array.from([1, 6]), perCategory: 4, filter: BigInt64Array.from({ length: 2000 }, (_, i) => BigInt(i * 2)) }],
+        ['a category no row has', { categories: [2, 99], perCategory: true }],
+      ];
+      for (const [name, options] of cases) {
+        for (const nprobe of [1, 4]) {
+          const want = await whole.search(queries, K, { nprobe, ...options });
+          const got = await client.search(queries, K, { nprobe, ...options });
+          t.equal(got.partial, false, `${name}, nprobe ${nprobe}: complete`);
+          t.equal(got.k, want.k, `${name}: k per group`);
+          t.same(got.groups, want.groups, `${name}: groups`);
+          t.equal(got.ids.length, want.ids.length, `${name}: nq × groups × k results`);
+          t.same(got.ids, want.ids, `${name}, nprobe ${nprobe}: ids`);
+          t.same(got.distances, want.distances, `${name}, nprobe ${nprobe}: distances`);
+        }
+      }
+      // Each group holds its own category only.
+      const got = await client.search(queries, K, { nprobe: 4, categories: [3, 0, 5], perCategory: true });
+      const groupOf = (i: number) => [3, 0, 5][Math.floor(i / K) % 3];
+      t.ok(Array.from(got.ids).every((id, i) => id === -1n || Number(id) % 7 === groupOf(i)), 'every group holds its category');
+      t.ok(Array.from(got.ids).some((id) => id !== -1n), 'and some are found');
+      await t.rejects(client.search(queries, K, { perCategory: true }), { name: 'RangeError', message: /^options.perCategory: needs a non-empty/ });
+      await t.rejects(client.search(queries, K, { categories: [1], perCategory: 'yes' as never }), { name: 'TypeError', message: /^options.perCategory:/ });
+      await t.rejects(client.search(queries, K, { categories: [1], perCategory: 0 }), { name: 'RangeError', message: /^options.perCategory:/ });
     });
 
     await t.test('two replicas share the load; killing one loses nothing', async (t) => {

@@ -10,7 +10,8 @@
 // rank within the shard, as one index breaks ties by row) gives that index's results exactly — except with
 // `refine` > 1, where each shard re-ranks its own k·refine shortlist, a superset of its part of the global one.
 // Filters (`filter`, an allow-list of ids, and `categories`) travel with every request and each shard applies
-// them before its own top-k, so the merged results equal that index's filtered search too.
+// them before its own top-k, so the merged results equal that index's filtered search too; with `perCategory`,
+// each shard answers k per category and the client merges every (query, category) group the same way.
 // A shard that does not answer in time is left out and listed in `missingShards` (`partial: true`): a dead shard
 // makes results partial, not an error. A shard that answers with an error (bad request) is an error.
 //
@@ -80,16 +81,25 @@ export interface ShardedSearchOptions {
   filter?: BigInt64Array | readonly bigint[];
   /** Only vectors labelled with one of these categories can be returned (as Index.search's categories). */
   categories?: Int32Array | readonly number[];
+  /**
+   * As Index.search's perCategory: true for k results per category of `categories` (non-empty), a number for
+   * that many per category. Results are then nq × categories.length × that many (query-major, then category
+   * in the order given), and `groups` lists the categories.
+   */
+  perCategory?: boolean | number;
   /** Overrides the client's deadlineMs for this call. */
   deadlineMs?: number;
 }
 
 export interface ShardedSearchResult {
-  /** nq × k ids, best first; -1n where fewer than k were found. */
+  /** nq × k ids (per category: nq × groups × k), best first; -1n where fewer than k were found. */
   ids: BigInt64Array;
-  /** nq × k distances (ascending for 'l2', descending for 'ip' and 'cosine'); ±Infinity as padding. */
+  /** Distances in the same layout (ascending for 'l2', descending for 'ip' and 'cosine'); ±Infinity as padding. */
   distances: Float32Array;
+  /** Results per query, or per (query, category) group with perCategory. */
   k: number;
+  /** With perCategory: the category of each group of results, in order. */
+  groups?: Int32Array;
   /** The shards' metric (undefined when no shard answered). */
   metric: Metric | undefined;
   /** True when some shard did not answer in time: results cover the other shards only. */
@@ -157,9 +167,12 @@ export async function serveShard(options: ShardServerOptions): Promise<ShardServ
         ...(req.refine > 1 ? { refine: req.refine } : {}),
         ...(req.filter !== undefined ? { filter: req.filter } : {}),
         ...(req.categories !== undefined ? { categories: req.categories } : {}),
+        ...(req.perCategory ? { perCategory: true } : {}),
         ...(threads !== undefined ? { threads } : {}),
       });
-      reply = encodeResponse(shardId, index.dim, index.metric, req.nq, req.k, r.ids, r.distances);
+      // Per category, each query's results are ncategories groups of k: one response row per group.
+      const rows = req.nq * (req.perCategory ? req.categories!.length : 1);
+      reply = encodeResponse(shardId, index.dim, index.metric, rows, req.k, r.ids, r.distances);
     } catch (error) {
       reply = encodeErrorResponse(shardId, `shard ${shardId}: ${(error as Error)?.message ?? String(error)}`);
     }
@@ -254,30 +267,46 @@ export class ShardedSearchClient {
   async search(queries: Float32Array, k: number, options?: ShardedSearchOptions): Promise<ShardedSearchResult> {
     const nq = expectVectors(queries, 'queries', this.#dim);
     expectInteger(k, 'k', 1, MAX_K);
-    const o = expectOptions<ShardedSearchOptions>(options, 'options', ['nprobe', 'refine', 'filter', 'categories', 'deadlineMs']);
+    const o = expectOptions<ShardedSearchOptions>(options, 'options', ['nprobe', 'refine', 'filter', 'categories', 'perCategory', 'deadlineMs']);
     const nprobe = optionalInteger(o.nprobe, 'options.nprobe', 1, 1 << 20) ?? 0;
     const refine = optionalInteger(o.refine, 'options.refine', 1, 1 << 16) ?? 1;
     const filter = o.filter === undefined ? undefined : toIdArray(o.filter, 'options.filter');
     const categories = o.categories === undefined ? undefined : checkCategories(o.categories, 'options.categories');
+    const perCategory = o.perCategory !== undefined && o.perCategory !== false;
+    if (perCategory) {
+      if (typeof o.perCategory === 'number') k = expectInteger(o.perCategory, 'options.perCategory', 1, MAX_K);
+      else if (o.perCategory !== true) {
+        throw new TypeError(`options.perCategory: expected a boolean or a positive integer, got ${describe(o.perCategory)}`);
+      }
+      if (!categories || categories.length === 0) throw new RangeError('options.perCategory: needs a non-empty options.categories list');
+    }
+    // Result rows per query: one, or one per category.
+    const groups = perCategory ? categories!.length : 1;
+    if (nq * groups * k > 2 ** 28) {
+      throw new RangeError(`k: ${nq} queries × ${groups} groups × k ${k} exceeds 2^28 results per call; split the batch`);
+    }
     const deadline = Date.now() + (optionalInteger(o.deadlineMs, 'options.deadlineMs', 1, 3_600_000) ?? this.#deadlineMs);
 
     // Split the batch so that requests and responses fit the server's max_payload (leaving room for headers).
     // Every chunk repeats the filter and the categories.
     const maxPayload = (this.#nc.info?.max_payload ?? 1 << 20) - 1024;
-    if (HEADER_BYTES + k * 12 > maxPayload) {
-      throw new RangeError(`k: ${k} results per query do not fit the NATS server's max_payload of ${maxPayload + 1024} bytes`);
+    if (HEADER_BYTES + groups * k * 12 > maxPayload) {
+      throw new RangeError(`k: ${groups * k} results per query do not fit the NATS server's max_payload of ${maxPayload + 1024} bytes`);
     }
     const overhead = requestOverhead(filter?.length, categories?.length);
     if (overhead + this.#dim * 4 > maxPayload) {
       const what = filter && filter.length * 8 >= (categories?.length ?? 0) * 4 ? `options.filter: ${filter.length} ids` : `options.categories: ${categories?.length} categories`;
       throw new RangeError(`${what} do not fit the NATS server's max_payload of ${maxPayload + 1024} bytes with a query; filter by fewer ids or raise max_payload`);
     }
-    const perChunk = Math.max(1, Math.min(Math.floor((maxPayload - overhead) / (this.#dim * 4)), Math.floor((maxPayload - HEADER_BYTES) / (k * 12))));
+    const perChunk = Math.max(1, Math.min(Math.floor((maxPayload - overhead) / (this.#dim * 4)), Math.floor((maxPayload - HEADER_BYTES) / (groups * k * 12))));
     const chunks: Chunk[] = [];
     for (let first = 0; first < nq; first += perChunk) {
       const count = Math.min(perChunk, nq - first);
       const slice = queries.subarray(first * this.#dim, (first + count) * this.#dim);
-      const payload = encodeRequest({ dim: this.#dim, nq: count, k, nprobe, refine, queries: slice, ...(filter ? { filter } : {}), ...(categories ? { categories } : {}) });
+      const payload = encodeRequest({
+        dim: this.#dim, nq: count, k, nprobe, refine, queries: slice,
+        ...(filter ? { filter } : {}), ...(categories ? { categories } : {}), ...(perCategory ? { perCategory: true } : {}),
+      });
       chunks.push({ first, nq: count, payload });
     }
 
@@ -292,19 +321,29 @@ export class ShardedSearchClient {
         return;
       }
       const ok = got as SearchResponse[];
-      for (const a of ok) {
+      for (let c = 0; c < ok.length; c++) {
+        const a = ok[c];
         if (!a.ok) {
           const e = new Error(`search: ${a.message}`);
           (e as NodeJS.ErrnoException).code = 'ERR_QUIVER_SHARD';
           throw e;
         }
         if (a.shardId !== shard || a.k !== k || a.dim !== this.#dim) throw new Error(`search: shard ${shard} answered for shard ${a.shardId}, k ${a.k}, dim ${a.dim}`);
+        if (a.nq !== chunks[c].nq * groups) {
+          throw new Error(`search: shard ${shard} answered ${a.nq} result rows for ${chunks[c].nq} queries × ${groups} groups`);
+        }
         if (metric !== undefined && a.metric !== metric) throw new Error(`search: shard ${shard} uses metric ${a.metric}, others ${metric}: not one codebook`);
         metric = a.metric;
       }
       present.push({ order, chunks: ok as Extract<SearchResponse, { ok: true }>[] });
     });
-    return { ...this.#merge(nq, k, chunks, present, metric), k, metric, partial: missingShards.length > 0, missingShards };
+    // The merge works on result rows: a chunk of c queries holds c × groups rows, starting at row first × groups.
+    const rowChunks = groups === 1 ? chunks : chunks.map((c) => ({ ...c, first: c.first * groups, nq: c.nq * groups }));
+    const merged = this.#merge(nq * groups, k, rowChunks, present, metric);
+    return {
+      ids: merged.ids, distances: merged.distances, k, ...(perCategory ? { groups: categories! } : {}),
+      metric, partial: missingShards.length > 0, missingShards,
+    };
   }
 
   /** One shard's answer to one chunk, or undefined when no replica answered in time. */

@@ -8,7 +8,9 @@
 //   32 nq × dim float32 queries, row-major
 // Request, version 2 (a filter and/or categories; written only then, so version-1 servers still serve the rest):
 //   0..31 as version 1, except  4 u16 version (2)  and  6 u16 flags: bit 0 an allow-list filter is present,
-//         bit 1 a category list is present (other bits 0). A present list may be empty: nothing passes it.
+//         bit 1 a category list is present, bit 2 per category: k results for each category of the (non-empty)
+//         list, so the response holds nq × ncategories rows of k, query-major, categories in list order (other
+//         bits 0; servers that predate bit 2 reject it). A present list may be empty: nothing passes it.
 //   32 u32 nfilter (0 without bit 0)     36 u32 ncategories (0 without bit 1)
 //   40 nfilter × int64 ids the results may hold (8-byte aligned), then ncategories × int32 categories
 //      (each 0 … 2^31−1), then nq × dim float32 queries
@@ -30,6 +32,7 @@ export const HEADER_BYTES = 32;
 export const FILTER_HEADER_BYTES = 40;
 const FLAG_FILTER = 1;
 const FLAG_CATEGORIES = 2;
+const FLAG_PER_CATEGORY = 4;
 const REQUEST_MAGIC = 0x51535651; // 'QVSQ' little-endian
 const RESPONSE_MAGIC = 0x52535651; // 'QVSR'
 const METRICS: readonly Metric[] = ['l2', 'ip', 'cosine'];
@@ -45,6 +48,8 @@ export interface SearchRequest {
   filter?: BigInt64Array;
   /** Categories the results may belong to (absent: any). */
   categories?: Int32Array;
+  /** k results per category of `categories` (non-empty) instead of k per query. */
+  perCategory?: boolean;
 }
 
 export type SearchResponse =
@@ -89,7 +94,7 @@ export function encodeRequest(r: SearchRequest): Uint8Array {
   view.setUint32(24, r.refine, true);
   let at = HEADER_BYTES;
   if (filtered) {
-    view.setUint16(6, (r.filter ? FLAG_FILTER : 0) | (r.categories ? FLAG_CATEGORIES : 0), true);
+    view.setUint16(6, (r.filter ? FLAG_FILTER : 0) | (r.categories ? FLAG_CATEGORIES : 0) | (r.perCategory ? FLAG_PER_CATEGORY : 0), true);
     view.setUint32(32, nfilter ?? 0, true);
     view.setUint32(36, ncategories ?? 0, true);
     at = FILTER_HEADER_BYTES;
@@ -125,10 +130,13 @@ export function decodeRequest(input: Uint8Array): SearchRequest {
     throw new WireError(`request: ${bytes.length} bytes is shorter than the ${FILTER_HEADER_BYTES}-byte version-${version} header`);
   }
   const flags = view.getUint16(6, true);
-  if (flags & ~(FLAG_FILTER | FLAG_CATEGORIES) || flags === 0) throw new WireError(`request: flags 0x${flags.toString(16)} are not valid`);
+  if (flags & ~(FLAG_FILTER | FLAG_CATEGORIES | FLAG_PER_CATEGORY) || flags === 0) throw new WireError(`request: flags 0x${flags.toString(16)} are not valid`);
   const nfilter = view.getUint32(32, true), ncategories = view.getUint32(36, true);
   if (!(flags & FLAG_FILTER) && nfilter !== 0) throw new WireError(`request: ${nfilter} filter ids without the filter flag`);
   if (!(flags & FLAG_CATEGORIES) && ncategories !== 0) throw new WireError(`request: ${ncategories} categories without the categories flag`);
+  if (flags & FLAG_PER_CATEGORY && (!(flags & FLAG_CATEGORIES) || ncategories === 0)) {
+    throw new WireError('request: per-category results need a non-empty category list');
+  }
   // Counts are u32, so these sums stay far below 2^53: exact in doubles.
   const expected = requestBytes(dim, nq, nfilter, ncategories);
   if (bytes.length !== expected) {
@@ -143,6 +151,7 @@ export function decodeRequest(input: Uint8Array): SearchRequest {
     const bad = categories.findIndex((c) => c < 0);
     if (bad >= 0) throw new WireError(`request: category ${categories[bad]} at ${bad} is negative`);
     request.categories = categories;
+    if (flags & FLAG_PER_CATEGORY) request.perCategory = true;
   }
   at += ncategories * 4;
   request.queries = new Float32Array(bytes.buffer, at, nq * dim);
