@@ -490,11 +490,15 @@ void TransformedResidualQuantizer::decode(size_t n, const uint8_t* codes, float*
       effective_threads(threads));
 }
 
-void TransformedResidualQuantizer::build_seed_tables() {
+void TransformedResidualQuantizer::clear_seed_tables() {
   centroid_word_dots_.clear();
   projected_words_.clear();
   projected_centroids_.clear();
   basis_transposed_.clear();
+}
+
+void TransformedResidualQuantizer::build_seed_tables() {
+  clear_seed_tables();
   if (!fine_rq_ || !subspace_transforms() || basis_.empty() || !fine_rq_->uses_cross_tables()) return;
   const size_t d = dim(), p = tdim_, K = fine_rq_->ksub(), words = fine_count_ * K;
   if (double(k1_) * double(words) * sizeof(float) > double(kMaxSeedTableBytes)) return;
@@ -693,9 +697,7 @@ void TransformedResidualQuantizer::train(size_t n, const float* x, const TrainCo
   transforms_.clear();
   initial_.clear();
   basis_.clear();
-  centroid_word_dots_.clear();
-  projected_words_.clear();
-  projected_centroids_.clear();
+  clear_seed_tables();  // derived from the state cleared above; rebuilt once the fine quantizer is trained
   std::vector<int32_t> labels(n);
   assign_nearest(n, d, x, k1_, first_.data(), labels.data(), nullptr, ctx.threads);
   if (options_.transforms && subspace_transforms()) compute_basis(n, x, labels.data(), ctx.threads);

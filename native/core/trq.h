@@ -159,6 +159,7 @@ class TransformedResidualQuantizer : public Quantizer {
   // ⟨x, w⟩ − ⟨c_b, w⟩ + ⟨δ_b, P w⟩, δ_b = (A_b − I)P(x − c_b): one pass of L·K·d multiply-adds per vector
   // shared by all candidates, then L·K·p per candidate, instead of L·K·d per candidate.
   void build_seed_tables();
+  void clear_seed_tables();
   bool has_seed_tables() const { return !centroid_word_dots_.empty(); }
   // The greedy RQ-fine route of encode_range (beam 1): rows of x visited in `order` (row indices relative to
   // x; clusters: each row's first-level id) in blocks of ResidualQuantizer::kEncodeBlock whose fine stages
