@@ -233,6 +233,36 @@ export function checkCategories(value: unknown, name: string, expectedLength?: n
 }
 
 /**
+ * Results per group of a search: k per query, or with `perCategory` (true, or a count up to maxK) that many
+ * per category of a non-empty `categories` list, which is then returned as `groups`. Checks nq × groups × k
+ * against the 2^28 results one call may return.
+ */
+export function checkResultGroups(
+  nq: number,
+  k: number,
+  perCategory: unknown,
+  categories: Int32Array | null | undefined,
+  maxK: number,
+): { perGroup: number; groups: Int32Array | undefined } {
+  let perGroup = k;
+  const grouped = perCategory !== undefined && perCategory !== false;
+  if (grouped) {
+    if (typeof perCategory === 'number') perGroup = expectInteger(perCategory, 'options.perCategory', 1, maxK);
+    else if (perCategory !== true) {
+      throw new TypeError(`options.perCategory: expected a boolean or a positive integer, got ${describe(perCategory)}`);
+    }
+    if (!categories || categories.length === 0) {
+      throw new RangeError('options.perCategory: needs a non-empty options.categories list');
+    }
+  }
+  const groupCount = grouped ? categories!.length : 1;
+  if (nq * groupCount * perGroup > 2 ** 28) {
+    throw new RangeError(`k: ${nq} queries × ${groupCount} groups × k ${perGroup} exceeds 2^28 results per call; split the batch`);
+  }
+  return { perGroup, groups: grouped ? categories! : undefined };
+}
+
+/**
  * A BigInt64Array as is, or an array of bigint ids copied into one; ids outside the signed 64-bit range are a
  * RangeError (a BigInt64Array would silently wrap them). Shared with the NATS client (options.filter there).
  */
@@ -496,21 +526,8 @@ export class Index {
     const o = expectOptions<SearchOptions>(options, 'options', SEARCH_KEYS);
     const filter = o.filter === undefined ? null : toIdArray(o.filter, 'options.filter');
     const categories = o.categories === undefined ? null : checkCategories(o.categories, 'options.categories');
-    let perGroup = k as number;
-    if (o.perCategory !== undefined && o.perCategory !== false) {
-      if (typeof o.perCategory === 'number') perGroup = expectInteger(o.perCategory, 'options.perCategory', 1, MAX_K);
-      else if (o.perCategory !== true) {
-        throw new TypeError(`options.perCategory: expected a boolean or a positive integer, got ${describe(o.perCategory)}`);
-      }
-      if (!categories || categories.length === 0) {
-        throw new RangeError('options.perCategory: needs a non-empty options.categories list');
-      }
-    }
-    const perCategory = o.perCategory !== undefined && o.perCategory !== false;
-    const groups = perCategory ? categories!.length : 1;
-    if (nq * groups * perGroup > 2 ** 28) {
-      throw new RangeError(`k: ${nq} queries × ${groups} groups × k ${perGroup} exceeds 2^28 results per call; split the batch`);
-    }
+    const { perGroup, groups } = checkResultGroups(nq, k as number, o.perCategory, categories, MAX_K);
+    const perCategory = groups !== undefined;
     const args: NativeSearchArgs = [
       queries as Float32Array,
       perGroup,
@@ -522,7 +539,7 @@ export class Index {
       perCategory,
       checkDevice(o.device, 'options.device'),
     ];
-    return { args, perGroup, groups: perCategory ? categories! : undefined };
+    return { args, perGroup, groups };
   }
 
   #checkId(id: unknown): bigint {

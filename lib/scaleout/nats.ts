@@ -17,7 +17,7 @@
 //
 // Messages are binary (lib/scaleout/wire.ts); batches larger than the server's max_payload are split.
 import { loadOptional } from '../pipeline/optional';
-import { checkCategories, Index, toIdArray, type Metric } from '../quiver';
+import { checkCategories, checkResultGroups, Index, toIdArray, type Metric } from '../quiver';
 import { describe, expectInteger, expectOptions, expectString, expectVectors, optionalInteger } from '../validate';
 import { HEADER_BYTES, decodeRequest, decodeResponse, encodeErrorResponse, encodeRequest, encodeResponse, requestOverhead, type SearchResponse } from './wire';
 
@@ -272,19 +272,11 @@ export class ShardedSearchClient {
     const refine = optionalInteger(o.refine, 'options.refine', 1, 1 << 16) ?? 1;
     const filter = o.filter === undefined ? undefined : toIdArray(o.filter, 'options.filter');
     const categories = o.categories === undefined ? undefined : checkCategories(o.categories, 'options.categories');
-    const perCategory = o.perCategory !== undefined && o.perCategory !== false;
-    if (perCategory) {
-      if (typeof o.perCategory === 'number') k = expectInteger(o.perCategory, 'options.perCategory', 1, MAX_K);
-      else if (o.perCategory !== true) {
-        throw new TypeError(`options.perCategory: expected a boolean or a positive integer, got ${describe(o.perCategory)}`);
-      }
-      if (!categories || categories.length === 0) throw new RangeError('options.perCategory: needs a non-empty options.categories list');
-    }
+    const { perGroup, groups: perCategoryGroups } = checkResultGroups(nq, k, o.perCategory, categories, MAX_K);
+    const perCategory = perCategoryGroups !== undefined;
+    k = perGroup;
     // Result rows per query: one, or one per category.
-    const groups = perCategory ? categories!.length : 1;
-    if (nq * groups * k > 2 ** 28) {
-      throw new RangeError(`k: ${nq} queries × ${groups} groups × k ${k} exceeds 2^28 results per call; split the batch`);
-    }
+    const groups = perCategory ? perCategoryGroups.length : 1;
     const deadline = Date.now() + (optionalInteger(o.deadlineMs, 'options.deadlineMs', 1, 3_600_000) ?? this.#deadlineMs);
 
     // Split the batch so that requests and responses fit the server's max_payload (leaving room for headers).
@@ -341,7 +333,7 @@ export class ShardedSearchClient {
     const rowChunks = groups === 1 ? chunks : chunks.map((c) => ({ ...c, first: c.first * groups, nq: c.nq * groups }));
     const merged = this.#merge(nq * groups, k, rowChunks, present, metric);
     return {
-      ids: merged.ids, distances: merged.distances, k, ...(perCategory ? { groups: categories! } : {}),
+      ids: merged.ids, distances: merged.distances, k, ...(perCategoryGroups ? { groups: perCategoryGroups } : {}),
       metric, partial: missingShards.length > 0, missingShards,
     };
   }
