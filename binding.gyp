@@ -18,6 +18,7 @@
         "native/core/lut_quant.cpp",
         "native/core/metric.cpp",
         "native/core/opq.cpp",
+        "native/core/pca.cpp",
         "native/core/pq.cpp",
         "native/core/prq.cpp",
         "native/core/serialize.cpp",

@@ -9,6 +9,7 @@
 #include "fastscan.h"
 #include "ivf.h"
 #include "opq.h"
+#include "pca.h"
 #include "pq.h"
 #include "prq.h"
 #include "rq.h"
@@ -24,7 +25,8 @@ namespace {
   "RQ<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                       \
   "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                  \
   "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W][,sub=p][,pd=S] | "  \
-  "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W][,sub=p][,pd=S] | RQ1x<b>,PQ<M>x<b>[,beam=B]"
+  "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W][,sub=p][,pd=S] | RQ1x<b>,PQ<M>x<b>[,beam=B] | "   \
+  "PCA<p>,<any of these codecs>"
 
 constexpr const char* kIndexGrammar =
     "\"Flat\", \"PQ<M>x4fs\", \"IVF<nlist>,[TRQ,]<codec>\", \"IVF<nlist>,[TRQ,]PQ<M>x4fs\" or a codec (" QV_CODEC_GRAMMAR
@@ -272,6 +274,21 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     expect_count(1, "PQ<M>[x<b>] alone (an OPQ rotation is written before it: OPQ<M>,PQ<M>x<b>)");
     const PqParams pq = read_pq(spec, first, false);
     return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
+  }
+  if (first.name == "PCA") {
+    // "PCA<p>,<codec>": the codec after it works in p dimensions; its options are its own.
+    const size_t p = read_numbers(spec, first, 1, 1, 0, "PCA<p> followed by a codec, e.g. PCA128,RQ8x8")[0];
+    QV_CHECK(first.options.empty(), InvalidArgument,
+             "spec \"" << spec << "\": PCA" << p << " takes no options (\"" << first.options.begin()->first
+                       << "\" given); options belong to the codec after it");
+    QV_CHECK(count >= 2, InvalidArgument,
+             "spec \"" << spec << "\": PCA" << p << " must be followed by the codec that encodes the projected vectors, e.g. PCA"
+                       << p << ",RQ8x8");
+    QV_CHECK(parts[1].name != "PCA", InvalidArgument, "spec \"" << spec << "\": PCA may appear only once");
+    QV_CHECK(p >= 1 && p <= dim, InvalidArgument,
+             "spec \"" << spec << "\": PCA" << p << " must keep between 1 and d = " << dim << " dimensions");
+    const std::vector<SpecComponent> rest(parts.begin() + 1, parts.begin() + count);
+    return std::make_unique<PCAQuantizer>(dim, p, build_codec(spec, rest, count - 1, p, grammar));
   }
   if (first.name == "OPQ") {
     const size_t m = read_numbers(spec, first, 1, 1, 0, "OPQ<M> followed by PQ<M>x<b>, e.g. OPQ16,PQ16x8")[0];
