@@ -81,29 +81,31 @@ void PCAQuantizer::project(size_t n, const float* x, float* y, int threads) cons
     for (size_t j = 0; j < p; ++j) y[i * p + j] -= projected_mean_[j];
 }
 
+template <typename F>
+void PCAQuantizer::in_chunks(size_t n, F&& body) const {
+  std::vector<float> projected(std::min(n, kChunk) * out_dim_);
+  for (size_t first = 0; first < n; first += kChunk) body(first, std::min(kChunk, n - first), projected.data());
+}
+
 void PCAQuantizer::encode(size_t n, const float* x, uint8_t* codes, int threads) const {
   require_trained("encode");
-  const size_t d = dim(), p = out_dim_, cs = code_size();
-  std::vector<float> projected(std::min(n, kChunk) * p);
-  for (size_t b = 0; b < n; b += kChunk) {
-    const size_t count = std::min(kChunk, n - b);
-    project(count, x + b * d, projected.data(), threads);
-    inner_->encode(count, projected.data(), codes + b * cs, threads);
-  }
+  const size_t d = dim(), cs = code_size();
+  in_chunks(n, [&](size_t first, size_t count, float* projected) {
+    project(count, x + first * d, projected, threads);
+    inner_->encode(count, projected, codes + first * cs, threads);
+  });
 }
 
 void PCAQuantizer::decode(size_t n, const uint8_t* codes, float* x, int threads) const {
   require_trained("decode");
   const size_t d = dim(), p = out_dim_, cs = code_size();
-  std::vector<float> decoded(std::min(n, kChunk) * p);
-  for (size_t b = 0; b < n; b += kChunk) {
-    const size_t count = std::min(kChunk, n - b);
-    inner_->decode(count, codes + b * cs, decoded.data(), threads);
-    float* out = x + b * d;
-    matmul(count, p, d, decoded.data(), projection_.data(), out, threads);  // rows ŷᵀ E, i.e. Eᵀ ŷ
+  in_chunks(n, [&](size_t first, size_t count, float* decoded) {
+    inner_->decode(count, codes + first * cs, decoded, threads);
+    float* out = x + first * d;
+    matmul(count, p, d, decoded, projection_.data(), out, threads);  // rows ŷᵀ E, i.e. Eᵀ ŷ
     for (size_t i = 0; i < count; ++i)
       for (size_t j = 0; j < d; ++j) out[i * d + j] += mean_[j];
-  }
+  });
 }
 
 std::unique_ptr<DistanceTable> PCAQuantizer::distance_table(const float* query, Metric metric) const {

@@ -48,6 +48,10 @@ class PCAQuantizer : public Quantizer {
   void project(size_t n, const float* x, float* y, int threads) const;
 
  private:
+  // Calls body(first, count, buffer) for consecutive row ranges of at most 4 096 rows, with a buffer of
+  // count × p floats for their projected vectors (bounds encode's and decode's temporary memory).
+  template <typename F>
+  void in_chunks(size_t n, F&& body) const;
   // Installs mean and projection and derives back_ and projected_mean_.
   void set_projection(std::vector<float> mean, std::vector<float> projection);
 
