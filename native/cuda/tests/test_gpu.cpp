@@ -272,12 +272,14 @@ TEST_CASE("gpu: PQ encoding equals the CPU's") {
   if (!gpu_present()) return;
   compare_encoding("PQ16x8", 0.995, 1.0005);
   compare_encoding("PQ12x6", 0.995, 1.0005);
+  compare_encoding("PCA64,PQ16x8", 0.995, 1.0005);  // the inner PQ encodes the projected rows on the device
 }
 
 TEST_CASE("gpu: RQ beam encoding equals the CPU's") {
   if (!gpu_present()) return;
   compare_encoding("RQ8x8,beam=1", 0.98, 1.002);  // greedy: the same codes
   compare_encoding("RQ8x8,beam=8", 0.5, 1.0005);  // beam: the same errors, ties may swap codes
+  compare_encoding("PCA64,RQ8x8,beam=4", 0.5, 1.0005);
 }
 
 TEST_CASE("gpu: TRQ encoding equals the CPU's") {
