@@ -526,7 +526,8 @@ TEST_CASE("codec persistence: every new codec saves and loads to the same codes,
 TEST_CASE("ivf: the new codecs serve as fine codecs and their specs round-trip") {
   const size_t d = 16, n = 3000, k = 5;
   const auto x = rotated_clusters(n, d, 8, 29);
-  for (const char* spec : {"IVF8,RQ2x6,beam=2", "IVF8,TRQ,OPQ4,PQ4x6,iters=2", "IVF8,PRQ2x2x6,Refine"}) {
+  for (const char* spec :
+       {"IVF8,RQ2x6,beam=2", "IVF8,TRQ,OPQ4,PQ4x6,iters=2", "IVF8,PRQ2x2x6,Refine", "IVF8,PCA12,RQ2x6,beam=2"}) {
     auto index = make_index(spec, d, Metric::L2);
     CHECK_MSG(index->spec() == spec, spec << " -> " << index->spec());
     CHECK(make_index(index->spec(), d, Metric::L2)->spec() == index->spec());
