@@ -119,7 +119,8 @@ std::unique_ptr<DistanceTable> PCAQuantizer::distance_table(const float* query, 
     // ‖q − μ‖² − ‖y_q‖², which would cancel catastrophically when most of q lies in the subspace.
     for (size_t j = 0; j < p; ++j) projected[j] -= projected_mean_[j];
     std::vector<float> in_subspace(d);
-    matvec(d, p, back_.data(), projected.data(), in_subspace.data());
+    // Eᵀ y_q as one transposed pass over E (d outputs in SIMD lanes), not d dot products of length p.
+    matvec_transposed(p, d, projection_.data(), projected.data(), in_subspace.data());
     for (size_t j = 0; j < d; ++j) {
       const double r = double(query[j]) - mean_[j] - in_subspace[j];
       offset += r * r;
