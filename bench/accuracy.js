@@ -12,7 +12,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { Command, InvalidArgumentError } = require('commander');
 
-const ROOT = path.join(__dirname, '..');
+const { ROOT, engineName, integerOption, loadDatasetOrSkip, loadDist } = require('./common');
 
 const QUIVER_SPECS = {
   64: 'PQ8x8;OPQ8,PQ8x8;RQ8x8,beam=1,refit=0;RQ8x8,beam=1;RQ8x8;RQ8x8,beam=16;TRQ8x8;TRQ8x8,beam=5;TRQ1x8,PQ7x8;TRQ1x8,PQ14x4;PRQ2x4x8;PRQ2x4x8,beam=5,refit=3',
@@ -43,17 +43,8 @@ const FAISS_CODECS = {
   ],
 };
 
-function load(entry) {
-  const file = path.join(ROOT, 'dist', 'cjs', entry);
-  if (!fs.existsSync(file)) {
-    console.error(`accuracy: ${file} is missing; build first with "npm run build"`);
-    process.exit(1);
-  }
-  return require(file);
-}
-
-const quiver = load('index.js');
-const suite = load('suite.js');
+const quiver = loadDist('accuracy', 'index.js');
+const suite = loadDist('accuracy', 'suite.js');
 
 function recallOf(dataset, ids, k) {
   return {
@@ -152,17 +143,6 @@ function spawnProbe(python, script) {
   return {};
 }
 
-/** The quiver engine measured: an explicit QUIVER_ADDON file, or the checkout's commit. */
-function engineFacts() {
-  if (process.env.QUIVER_ADDON) return { engine: `addon ${process.env.QUIVER_ADDON}` };
-  try {
-    const { execFileSync } = require('node:child_process');
-    return { engine: `commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()}` };
-  } catch {
-    return { engine: 'unknown build' };
-  }
-}
-
 const fixed = (v, digits) => (typeof v === 'number' ? v.toFixed(digits) : '—');
 
 function markdownTable(bits, rows) {
@@ -204,42 +184,22 @@ async function main(argv) {
     .option('--faiss-codecs <list>', 'faiss codecs to run, by name (default: all counterparts)')
     .option('--no-faiss', 'quiver only')
     .option('--python <path>', 'python with faiss importable', '/usr/bin/python3')
-    .option('--seed <n>', 'training seed', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--seed must be a non-negative integer');
-      return n;
-    }, 1234)
-    .option('--train-count <n>', 'training vectors (the first n of the base; default: the preset\'s)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--train-count must be a positive integer');
-      return n;
-    })
-    .option('--query-count <n>', 'queries (the first n; default: the preset\'s)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--query-count must be a positive integer');
-      return n;
-    })
+    .option('--seed <n>', 'training seed', integerOption('--seed', 0), 1234)
+    .option('--train-count <n>', 'training vectors (the first n of the base; default: the preset\'s)', integerOption('--train-count'))
+    .option('--query-count <n>', 'queries (the first n; default: the preset\'s)', integerOption('--query-count'))
     .option('--out <dir>', 'also write accuracy.json and accuracy.md here');
   program.parse(argv);
   const opts = program.opts();
 
-  let dataset;
-  try {
-    dataset = await suite.loadDataset(opts.dataset, {
-      queries: opts.queriesFile,
-      groundTruth: opts.gtFile,
-      trainCount: opts.trainCount,
-      queryCount: opts.queryCount,
-    });
-  } catch (error) {
-    if (error.code === 'ERR_QUIVER_DATASET_UNAVAILABLE') {
-      console.error(`skip dataset ${opts.dataset}: ${error.message}`);
-      return 0;
-    }
-    throw error;
-  }
+  const dataset = await loadDatasetOrSkip(suite, opts.dataset, {
+    queries: opts.queriesFile,
+    groundTruth: opts.gtFile,
+    trainCount: opts.trainCount,
+    queryCount: opts.queryCount,
+  });
+  if (!dataset) return 0;
   const k = Math.min(100, dataset.gtK, dataset.baseCount);
-  const machine = { ...suite.machineInfo(), ...engineFacts() };
+  const machine = { ...suite.machineInfo(), engine: engineName() };
   const report = { dataset: { name: dataset.name, baseCount: dataset.baseCount, queryCount: dataset.queryCount, dim: dataset.dim, trainCount: dataset.trainCount ?? dataset.baseCount }, machine, budgets: {} };
   const sections = [];
   const write = () => {

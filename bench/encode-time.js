@@ -7,28 +7,9 @@
 //   node bench/encode-time.js --dataset fashion-mnist --specs "PQ8x8;RQ8x8;TRQ8x8,beam=5,sub=64,pd=10" \
 //     [--train-count 10000] [--count 20000] [--reps 3] [--out bench/results/encode-time-fashion-mnist.md]
 'use strict';
-const fs = require('node:fs');
-const path = require('node:path');
-const { Command, InvalidArgumentError } = require('commander');
-
-const ROOT = path.join(__dirname, '..');
-
-function load(entry) {
-  const file = path.join(ROOT, 'dist', 'cjs', entry);
-  if (!fs.existsSync(file)) {
-    console.error(`encode-time: ${file} is missing; build first with "npm run build"`);
-    process.exit(1);
-  }
-  return require(file);
-}
-
-function positiveInteger(name) {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
-    return n;
-  };
-}
+const os = require('node:os');
+const { Command } = require('commander');
+const { engineName, integerOption, loadDatasetOrSkip, loadDist, runMain, writeReport } = require('./common');
 
 async function main() {
   const opts = new Command()
@@ -36,25 +17,17 @@ async function main() {
     .description('one-thread encoding time of codecs, as ratios to the first spec')
     .option('--dataset <name>', 'preset (sift10k, fashion-mnist), .hdf5 file, or base file', 'fashion-mnist')
     .requiredOption('--specs <list>', 'codec specs, ";"-separated; the first is the reference (e.g. PQ8x8)')
-    .option('--train-count <n>', 'training rows (the first n of the base; default: the preset\'s)', positiveInteger('--train-count'))
-    .option('--count <n>', 'base vectors encoded per run', positiveInteger('--count'), 20000)
-    .option('--reps <n>', 'runs per spec (the best counts)', positiveInteger('--reps'), 3)
-    .option('--seed <n>', 'training seed', positiveInteger('--seed'), 1)
+    .option('--train-count <n>', 'training rows (the first n of the base; default: the preset\'s)', integerOption('--train-count'))
+    .option('--count <n>', 'base vectors encoded per run', integerOption('--count'), 20000)
+    .option('--reps <n>', 'runs per spec (the best counts)', integerOption('--reps'), 3)
+    .option('--seed <n>', 'training seed', integerOption('--seed'), 1)
     .option('--out <file>', 'also write the Markdown table here')
     .parse()
     .opts();
-  const quiver = load('index.js');
-  const suite = load('suite.js');
-  let dataset;
-  try {
-    dataset = await suite.loadDataset(opts.dataset, { trainCount: opts.trainCount });
-  } catch (error) {
-    if (error.code === 'ERR_QUIVER_DATASET_UNAVAILABLE') {
-      console.error(`skip dataset ${opts.dataset}: ${error.message}`);
-      return 0;
-    }
-    throw error;
-  }
+  const quiver = loadDist('encode-time', 'index.js');
+  const suite = loadDist('encode-time', 'suite.js');
+  const dataset = await loadDatasetOrSkip(suite, opts.dataset, { trainCount: opts.trainCount });
+  if (!dataset) return 0;
   const { dim } = dataset;
   const train = dataset.base.subarray(0, (dataset.trainCount ?? dataset.baseCount) * dim);
   const count = Math.min(opts.count, dataset.baseCount);
@@ -74,36 +47,21 @@ async function main() {
     results.push({ spec: codec.spec, ms: best });
   }
   const machine = suite.machineInfo();
-  let engine = 'unknown build';
-  try {
-    const { execFileSync } = require('node:child_process');
-    engine = `commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()}`;
-  } catch {
-    // not a git checkout
-  }
+  const engine = engineName();
   const lines = [
     '## One-thread encoding time',
     '',
     `Encoding ${count} ${dataset.name} vectors (d = ${dim}) on one thread, best of ${opts.reps} runs; trained on ` +
       `${train.length / dim} rows, seed ${opts.seed}. Machine: ${machine.cpu}, SIMD ${quiver.simdLevel()}, ` +
-      `Node ${machine.node}, quiver ${engine}, load average ${require('node:os').loadavg()[0].toFixed(1)}, ${machine.date}.`,
+      `Node ${machine.node}, quiver ${engine}, load average ${os.loadavg()[0].toFixed(1)}, ${machine.date}.`,
     '',
     `| spec | ms | µs/vector | vs ${results[0].spec} |`,
     '|---|---:|---:|---:|',
     ...results.map((r) => `| ${r.spec} | ${r.ms.toFixed(0)} | ${((r.ms * 1000) / count).toFixed(1)} | ${(r.ms / results[0].ms).toFixed(2)}× |`),
   ];
   console.log(lines.join('\n'));
-  if (opts.out) {
-    fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-    fs.writeFileSync(opts.out, `${lines.join('\n')}\n`);
-  }
+  writeReport(opts.out, lines);
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);
