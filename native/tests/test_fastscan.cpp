@@ -12,32 +12,48 @@
 
 using namespace quiver;
 
-TEST_CASE("fastscan kernel: every SIMD level equals the scalar sums") {
+TEST_CASE("fastscan kernel: every SIMD level bounds the scalar sums from below, exactly when nothing saturates") {
   // Pair counts cover the one-pass kernels (≤ 16 pairs), the multi-pass ones with and without a last partial
   // pass (17, 24, 33, 64, 128) and an odd last pair; 70 blocks cross the 32-block chunks of the passes. Tables
-  // hold 0…127 as the contract says, the largest value included.
-  for (size_t pairs : {1, 2, 3, 8, 15, 16, 17, 24, 33, 64, 128}) {
-    const size_t nblocks = pairs % 2 ? 5 : 70;
-    Rng rng(pairs);
-    std::vector<uint8_t> blocks(nblocks * pairs * 32), lut(pairs * 32);
-    for (auto& b : blocks) b = uint8_t(rng.below(256));
-    for (auto& v : lut) v = uint8_t(rng.below(128));
-    lut[0] = lut[31] = 127;
-    std::vector<uint16_t> want(nblocks * 32), want_min(nblocks);
-    kScalarKernels.fastscan_u4(blocks.data(), nblocks, pairs, lut.data(), want.data(), want_min.data());
-    for (size_t b = 0; b < nblocks; ++b)
-      CHECK(want_min[b] == *std::min_element(want.begin() + long(b * 32), want.begin() + long(b * 32 + 32)));
-    // The reference itself against a direct sum.
-    uint32_t direct = 0;
-    for (size_t p = 0; p < pairs; ++p) {
-      const uint8_t byte = blocks[3 * pairs * 32 + p * 32 + 7];
-      direct += lut[2 * p * 16 + (byte & 15)] + lut[(2 * p + 1) * 16 + (byte >> 4)];
-    }
-    CHECK(want[3 * 32 + 7] == direct);
-    for (SimdLevel level : supported_simd_levels()) {
-      std::vector<uint16_t> got(nblocks * 32), got_min(nblocks);
-      kernels_for(level).fastscan_u4(blocks.data(), nblocks, pairs, lut.data(), got.data(), got_min.data());
-      CHECK_MSG(got == want && got_min == want_min, simd_level_name(level) << " pairs=" << pairs);
+  // hold 0…127 as the contract says, the largest value included; then 0…63, where no four looked-up entries
+  // can pass 255, so the SIMD kernels' saturating byte adds cannot clip and the sums must be exact.
+  for (uint32_t top : {127u, 63u}) {
+    for (size_t pairs : {1, 2, 3, 8, 15, 16, 17, 24, 33, 64, 128}) {
+      const size_t nblocks = pairs % 2 ? 5 : 70;
+      Rng rng(pairs + top);
+      std::vector<uint8_t> blocks(nblocks * pairs * 32), lut(pairs * 32);
+      for (auto& b : blocks) b = uint8_t(rng.below(256));
+      for (auto& v : lut) v = uint8_t(rng.below(top + 1));
+      lut[0] = lut[31] = uint8_t(top);
+      std::vector<uint16_t> want(nblocks * 32), want_min(nblocks);
+      kScalarKernels.fastscan_u4(blocks.data(), nblocks, pairs, lut.data(), want.data(), want_min.data());
+      for (size_t b = 0; b < nblocks; ++b)
+        CHECK(want_min[b] == *std::min_element(want.begin() + long(b * 32), want.begin() + long(b * 32 + 32)));
+      // The reference itself against a direct sum.
+      uint32_t direct = 0;
+      for (size_t p = 0; p < pairs; ++p) {
+        const uint8_t byte = blocks[3 * pairs * 32 + p * 32 + 7];
+        direct += lut[2 * p * 16 + (byte & 15)] + lut[(2 * p + 1) * 16 + (byte >> 4)];
+      }
+      CHECK(want[3 * 32 + 7] == direct);
+      for (SimdLevel level : supported_simd_levels()) {
+        std::vector<uint16_t> got(nblocks * 32), got_min(nblocks);
+        kernels_for(level).fastscan_u4(blocks.data(), nblocks, pairs, lut.data(), got.data(), got_min.data());
+        if (top == 63) {
+          CHECK_MSG(got == want && got_min == want_min, simd_level_name(level) << " pairs=" << pairs);
+          continue;
+        }
+        // A clipped partial sum is 255 or more, so a sum is either exact or at least 255.
+        size_t clipped = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+          CHECK_MSG(got[i] <= want[i] && got[i] >= std::min<uint16_t>(want[i], 255),
+                    simd_level_name(level) << " pairs=" << pairs << " row " << i);
+          clipped += got[i] != want[i];
+        }
+        for (size_t b = 0; b < nblocks; ++b)
+          CHECK(got_min[b] == *std::min_element(got.begin() + long(b * 32), got.begin() + long(b * 32 + 32)));
+        if (level == SimdLevel::Scalar) CHECK(clipped == 0);
+      }
     }
   }
 }
@@ -176,4 +192,47 @@ TEST_CASE("fastscan index: same results as PQ<M>x4, odd M, filters, refine, remo
   }
   CHECK_THROWS_CODE(make_index("PQ8x8fs", d, Metric::L2), InvalidArgument);
   CHECK_THROWS_CODE(make_codec("PQ8x4fs", d), InvalidArgument);
+}
+
+// Large enough for scan()'s seeded order (best block of each group first, then the rest) and its segments
+// (65 536 rows) to matter: several segments, thread splits that start mid-block, many exact ties (each
+// distinct vector repeated ~47 times, so ids break ties across far-apart blocks), k from 1 to 100, a filter.
+TEST_CASE("fastscan index: seeded scan order and segments give plain PQ<M>x4's results") {
+  const size_t d = 8, distinct = 3000, n = 140000, nq = 4;
+  std::vector<float> centres;
+  const auto base = qvtest::blobs(distinct, d, 30, 11, &centres);
+  std::vector<float> x(n * d);
+  for (size_t i = 0; i < n; ++i) std::copy_n(base.data() + (i % distinct) * d, d, x.data() + i * d);
+  const auto q = qvtest::random_floats(nq * d, 12);
+  std::vector<int64_t> allow;
+  for (int64_t i = 3; i < int64_t(n); i += 7) allow.push_back(i);
+  for (Metric metric : {Metric::L2, Metric::InnerProduct}) {
+    auto fs = make_index("PQ4x4fs", d, metric);
+    auto plain = make_index("PQ4x4", d, metric);
+    TrainContext ctx;
+    ctx.iterations = 4;
+    fs->train(distinct, base.data(), ctx);
+    plain->train(distinct, base.data(), ctx);
+    fs->add(n, x.data(), nullptr, 0);
+    plain->add(n, x.data(), nullptr, 0);
+    for (size_t k : {1, 10, 100}) {
+      for (int threads : {1, 3}) {
+        for (bool filtered : {false, true}) {
+          SearchParams p;
+          p.threads = threads;
+          if (filtered) p.allow_ids = allow.data(), p.allow_count = allow.size();
+          std::vector<int64_t> a(nq * k), b(nq * k);
+          std::vector<float> da(nq * k), db(nq * k);
+          // One query per call as well as all at once: a lone query is split across threads by rows.
+          for (size_t i = 0; i < nq; ++i)
+            fs->search(1, q.data() + i * d, k, p, a.data() + i * k, da.data() + i * k);
+          plain->search(nq, q.data(), k, p, b.data(), db.data());
+          CHECK_MSG(a == b, "k=" << k << " threads=" << threads << " filtered=" << filtered);
+          for (size_t i = 0; i < a.size(); ++i) CHECK_NEAR(da[i], db[i], 1e-5 * std::fabs(db[i]) + 1e-4);
+          fs->search(nq, q.data(), k, p, a.data(), da.data());
+          CHECK(a == b);
+        }
+      }
+    }
+  }
 }
