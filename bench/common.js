@@ -1,6 +1,6 @@
-// Helpers shared by the Node benchmark scripts (accuracy.js, encode-time.js, pca-energy.js): loading the built
-// package, CLI integer parsing, skipping a dataset that is not on this machine, naming the build measured, and
-// writing a Markdown report.
+// Helpers shared by the Node benchmark scripts (accuracy.js, encode-time.js, pca-energy.js, run-suite.js,
+// save-index.js, visual-search.js, ab-search.js): loading the built package, CLI integer parsing, skipping a
+// dataset that is not on this machine, naming the build measured, and writing a Markdown report.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');

@@ -12,22 +12,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Command, InvalidArgumentError, Option } = require('commander');
 
-const ROOT = path.join(__dirname, '..');
+const { ROOT, loadDist, integerOption } = require('./common');
 
-function loadSuite() {
-  const entry = path.join(ROOT, 'dist', 'cjs', 'suite.js');
-  if (!fs.existsSync(entry)) {
-    console.error(`run-suite: ${entry} is missing; build first with "npm run build" (or "npm run build:ts")`);
-    process.exit(1);
-  }
-  return require(entry);
-}
-
-const positiveInt = (name) => (value) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-  return n;
-};
 const intList = (name) => (value) => {
   const list = value.split(',').map((s) => Number(s.trim()));
   if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -72,8 +58,8 @@ function buildProgram() {
     .option('--queries-file <file>', 'queries, when --dataset is a base vector file')
     .option('--gt-file <file>', 'ground truth (.ivecs/.ibin), when --dataset is a base vector file')
     .addOption(new Option('--metric <metric>', 'metric, when --dataset is a base vector file').choices(['l2', 'ip', 'cosine']).default('l2'))
-    .option('--query-count <n>', 'use only the first n queries', positiveInt('--query-count'))
-    .option('--train-count <n>', 'train on the first n base vectors', positiveInt('--train-count'))
+    .option('--query-count <n>', 'use only the first n queries', integerOption('--query-count'))
+    .option('--train-count <n>', 'train on the first n base vectors', integerOption('--train-count'))
     .option('--specs <list>', 'quiver specs separated by ";"', 'Flat;PQ8x8;PQ16x8;PQ32x8')
     .option('--peers <list>', 'comma-separated peers: usearch, hnswlib, lancedb, faiss, or none', 'usearch,hnswlib,lancedb,faiss')
     .option('--faiss-specs <list>', 'faiss factory strings separated by ";" (default: the counterparts of --specs)')
@@ -81,19 +67,19 @@ function buildProgram() {
     .option('--nprobe <list>', 'nprobe sweep for IVF indexes', intList('--nprobe'), [4, 16, 64])
     .option('--refine <list>', 'refine sweep for ",Refine" specs', intList('--refine'), [1, 4, 16])
     .option('--ef <list>', 'ef sweep for HNSW peers', intList('--ef'), [16, 32, 64, 128])
-    .option('--hnsw-m <n>', 'HNSW degree M for the graph peers', positiveInt('--hnsw-m'), 16)
-    .option('--ef-construction <n>', 'HNSW efConstruction for the graph peers', positiveInt('--ef-construction'), 128)
-    .option('--lancedb-partitions <n>', 'LanceDB IVF partitions (default √n)', positiveInt('--lancedb-partitions'))
-    .option('--lancedb-subvectors <n>', 'LanceDB PQ sub-vectors', positiveInt('--lancedb-subvectors'), 16)
-    .option('-k, --k <n>', 'results per query for timing and recall@1/@10', positiveInt('-k'), 10)
-    .option('--recall-k <n>', 'results per query for recall@100', positiveInt('--recall-k'), 100)
+    .option('--hnsw-m <n>', 'HNSW degree M for the graph peers', integerOption('--hnsw-m'), 16)
+    .option('--ef-construction <n>', 'HNSW efConstruction for the graph peers', integerOption('--ef-construction'), 128)
+    .option('--lancedb-partitions <n>', 'LanceDB IVF partitions (default √n)', integerOption('--lancedb-partitions'))
+    .option('--lancedb-subvectors <n>', 'LanceDB PQ sub-vectors', integerOption('--lancedb-subvectors'), 16)
+    .option('-k, --k <n>', 'results per query for timing and recall@1/@10', integerOption('-k'), 10)
+    .option('--recall-k <n>', 'results per query for recall@100', integerOption('--recall-k'), 100)
     .option('--min-seconds <s>', 'minimum seconds per timing round', (v) => {
       const n = Number(v);
       if (!(n > 0)) throw new InvalidArgumentError('--min-seconds must be a positive number');
       return n;
     }, 0.2)
-    .option('--rounds <n>', 'timing rounds per figure (the best counts)', positiveInt('--rounds'), 3)
-    .option('--seed <n>', 'training seed', positiveInt('--seed'), 1234)
+    .option('--rounds <n>', 'timing rounds per figure (the best counts)', integerOption('--rounds'), 3)
+    .option('--seed <n>', 'training seed', integerOption('--seed'), 1234)
     .option('--anchors <file>', 'anchor figures to print beside ours', path.join(ROOT, 'bench', 'anchors.json'))
     .option('--out <dir>', 'output folder (with several datasets: one sub-folder each)')
     .option('--json', 'also print the result JSON to stdout')
@@ -106,7 +92,7 @@ async function main(argv) {
   const program = buildProgram();
   program.parse(argv);
   const opts = program.opts();
-  const suite = loadSuite();
+  const suite = loadDist('run-suite', 'suite.js');
   if (opts.render) {
     const result = JSON.parse(fs.readFileSync(opts.render, 'utf8'));
     const files = suite.writeSuiteOutputs(result, path.dirname(opts.render));

@@ -10,14 +10,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Command } = require('commander');
 
-const ROOT = path.join(__dirname, '..');
-const entry = path.join(ROOT, 'dist', 'cjs', 'suite.js');
-if (!fs.existsSync(entry)) {
-  console.error(`save-index: ${entry} is missing; build first with "npm run build:ts"`);
-  process.exit(1);
-}
-const suite = require(entry);
-const { Index } = require(path.join(ROOT, 'dist', 'cjs', 'index.js'));
+const { loadDist } = require('./common');
+
+const suite = loadDist('save-index', 'suite.js');
+const { Index } = loadDist('save-index', 'index.js');
 
 function writeVecs(file, rows, dim, values, isInt) {
   const buf = Buffer.alloc(rows * (4 + 4 * dim));

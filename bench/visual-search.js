@@ -19,36 +19,25 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Command, InvalidArgumentError } = require('commander');
+const { Command } = require('commander');
 
-const ROOT = path.join(__dirname, '..');
+const { ROOT, loadDist, integerOption } = require('./common');
 const FASHION_DIR = process.env.FASHION_MNIST_DIR || '/usr/share/datasets/fashion-mnist';
 const DATA_DIR = [process.env.QUIVER_DATA_DIR, path.join(ROOT, '..', 'shared', 'data')].find((d) => d && fs.existsSync(d));
 const ALL = ['fashion-pixels', 'fashion-mobilenet', 'fiori-minilm', 'fiori-use'];
 
 function loadBuilt() {
-  const entry = path.join(ROOT, 'dist', 'cjs', 'pipeline', 'index.js');
-  if (!fs.existsSync(entry)) {
-    console.error(`visual-search: ${entry} is missing; build first with "npm run build:ts"`);
-    process.exit(1);
-  }
-  return { ...require(path.join(ROOT, 'dist', 'cjs', 'index.js')), ...require(entry) };
+  return { ...loadDist('visual-search', 'index.js'), ...loadDist('visual-search', 'pipeline/index.js') };
 }
-
-const positiveInt = (name) => (value) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-  return n;
-};
 
 const program = new Command()
   .name('visual-search')
   .description('recall@k and mAP@k of exact search, ANN alone and ANN + rerank, on labelled query and index sets')
   .option('--datasets <list>', `comma-separated, from ${ALL.join(', ')}`, ALL.join(','))
-  .option('--index-size <n>', 'Fashion-MNIST training images to index', positiveInt('--index-size'), 2000)
-  .option('--queries <n>', 'Fashion-MNIST test images to query with', positiveInt('--queries'), 200)
-  .option('--shortlist <n>', 'rerank the best k × shortlist ANN candidates', positiveInt('--shortlist'), 10)
-  .option('--seed <n>', 'seed of the subsampling and of training', positiveInt('--seed'), 7)
+  .option('--index-size <n>', 'Fashion-MNIST training images to index', integerOption('--index-size'), 2000)
+  .option('--queries <n>', 'Fashion-MNIST test images to query with', integerOption('--queries'), 200)
+  .option('--shortlist <n>', 'rerank the best k × shortlist ANN candidates', integerOption('--shortlist'), 10)
+  .option('--seed <n>', 'seed of the subsampling and of training', integerOption('--seed'), 7)
   .option('--out <dir>', 'where visual-search.json and visual-search.md go', path.join(ROOT, 'bench', 'results'))
   .option('--cache <dir>', 'model feature cache', path.join(ROOT, 'bench', 'results', 'tmp'))
   .parse();
