@@ -114,23 +114,39 @@ void dot_transposed_batch_neon(const float* x, size_t nx, size_t ldx, const floa
 // 4-bit fast-scan: per pair, the block's 32 bytes are two 16-byte vectors; vqtbl1q_u8 looks up each nibble in its
 // 16-entry table (NEON shifts bytes, so the high nibble needs no mask). Tables hold at most 127, so a pair's two
 // look-ups add as bytes; the sums widen into four uint16x8 accumulators (rows 0–7, 8–15, 16–23, 24–31).
+// The looked-up bytes of one pair for the block's 32 rows: rows 0–15 in `first`, 16–31 in `second`.
+inline void fastscan_pair_neon(const uint8_t* codes, const uint8_t* lut_pair, uint8x16_t& first, uint8x16_t& second) {
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0F);
+  const uint8x16_t lo_table = vld1q_u8(lut_pair), hi_table = vld1q_u8(lut_pair + 16);
+  const uint8x16_t a = vld1q_u8(codes), b = vld1q_u8(codes + 16);
+  first = vaddq_u8(vqtbl1q_u8(lo_table, vandq_u8(a, low_nibbles)), vqtbl1q_u8(hi_table, vshrq_n_u8(a, 4)));
+  second = vaddq_u8(vqtbl1q_u8(lo_table, vandq_u8(b, low_nibbles)), vqtbl1q_u8(hi_table, vshrq_n_u8(b, 4)));
+}
+
+// Two pairs a step, their bytes added with saturation (simd.h: sums are lower bounds), so that the four widening
+// adds serve four sub-quantizers instead of two.
 void fastscan_u4_neon(const uint8_t* blocks, size_t nblocks, size_t npairs, const uint8_t* lut, uint16_t* out,
                       uint16_t* block_min) {
-  const uint8x16_t low_nibbles = vdupq_n_u8(0x0F);
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* block = blocks + b * npairs * 32;
     uint16x8_t acc0 = vdupq_n_u16(0), acc1 = vdupq_n_u16(0), acc2 = vdupq_n_u16(0), acc3 = vdupq_n_u16(0);
-    for (size_t p = 0; p < npairs; ++p) {
-      const uint8x16_t lo_table = vld1q_u8(lut + 32 * p), hi_table = vld1q_u8(lut + 32 * p + 16);
-      const uint8x16_t first = vld1q_u8(block + p * 32), second = vld1q_u8(block + p * 32 + 16);
-      const uint8x16_t pair_first = vaddq_u8(vqtbl1q_u8(lo_table, vandq_u8(first, low_nibbles)),
-                                             vqtbl1q_u8(hi_table, vshrq_n_u8(first, 4)));
-      const uint8x16_t pair_second = vaddq_u8(vqtbl1q_u8(lo_table, vandq_u8(second, low_nibbles)),
-                                              vqtbl1q_u8(hi_table, vshrq_n_u8(second, 4)));
-      acc0 = vaddw_u8(acc0, vget_low_u8(pair_first));
-      acc1 = vaddw_high_u8(acc1, pair_first);
-      acc2 = vaddw_u8(acc2, vget_low_u8(pair_second));
-      acc3 = vaddw_high_u8(acc3, pair_second);
+    const auto accumulate = [&](uint8x16_t first, uint8x16_t second) {
+      acc0 = vaddw_u8(acc0, vget_low_u8(first));
+      acc1 = vaddw_high_u8(acc1, first);
+      acc2 = vaddw_u8(acc2, vget_low_u8(second));
+      acc3 = vaddw_high_u8(acc3, second);
+    };
+    size_t p = 0;
+    for (; p + 2 <= npairs; p += 2) {
+      uint8x16_t first0, second0, first1, second1;
+      fastscan_pair_neon(block + p * 32, lut + 32 * p, first0, second0);
+      fastscan_pair_neon(block + (p + 1) * 32, lut + 32 * (p + 1), first1, second1);
+      accumulate(vqaddq_u8(first0, first1), vqaddq_u8(second0, second1));
+    }
+    if (p < npairs) {
+      uint8x16_t first, second;
+      fastscan_pair_neon(block + p * 32, lut + 32 * p, first, second);
+      accumulate(first, second);
     }
     uint16_t* sums = out + b * 32;
     vst1q_u16(sums, acc0);
