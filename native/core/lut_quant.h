@@ -84,4 +84,78 @@ inline uint64_t rows_within(const uint16_t* sums, size_t count, uint32_t limit) 
   return mask;
 }
 
+// Index of the smallest of values[0 … count) (the first, on ties). SSE2 (every x86-64) takes 32 values in four
+// loads and a few shuffles, where a scalar loop is a chain of dependent compares; its 16-bit min is signed, so
+// values are biased by 0x8000 to order them as unsigned.
+inline size_t group_argmin(const uint16_t* values, size_t count) {
+#if defined(__SSE2__)
+  if (count == 32) {
+    const __m128i bias = _mm_set1_epi16(short(0x8000));
+    const __m128i* v = reinterpret_cast<const __m128i*>(values);
+    const __m128i a = _mm_xor_si128(_mm_loadu_si128(v), bias), b = _mm_xor_si128(_mm_loadu_si128(v + 1), bias),
+                  c = _mm_xor_si128(_mm_loadu_si128(v + 2), bias), d = _mm_xor_si128(_mm_loadu_si128(v + 3), bias);
+    __m128i m = _mm_min_epi16(_mm_min_epi16(a, b), _mm_min_epi16(c, d));
+    m = _mm_min_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_min_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    m = _mm_min_epi16(m, _mm_shufflelo_epi16(_mm_shufflehi_epi16(m, _MM_SHUFFLE(2, 3, 0, 1)), _MM_SHUFFLE(2, 3, 0, 1)));
+    const uint32_t low = uint32_t(_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(a, m), _mm_cmpeq_epi16(b, m))));
+    const uint32_t high = uint32_t(_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(c, m), _mm_cmpeq_epi16(d, m))));
+    return size_t(__builtin_ctzll(uint64_t(high) << 16 | low));
+  }
+#endif
+  size_t best = 0;
+  uint16_t best_value = values[0];
+  for (size_t i = 1; i < count; ++i)
+    if (values[i] < best_value) best_value = values[i], best = i;
+  return best;
+}
+
+// Most blocks per call of visit_seeded_blocks.
+constexpr size_t kMaxSeededBlocks = 2048;
+
+// Visits the blocks of a scanned segment whose minimum uint8-table sum is within the pruning limit, in an order
+// that fills a top-k fast: first the best block (smallest minimum) of each group of 64, best first, then every
+// other block in order. Scanning in file order from an empty top-k instead scores and pushes every row that
+// beats the rows before it (about k·(1 + ln(n/k)) pushes). The order does not change a search's results: TopK
+// breaks ties by id, and pruning only drops rows that cannot enter.
+// block_min: nblocks ≤ kMaxSeededBlocks values; limit(): the current limit (it drops as the top-k fills);
+// visit(b): scores block b's rows (and may lower the limit). Each block is visited at most once.
+template <class Limit, class Visit>
+void visit_seeded_blocks(const uint16_t* block_min, size_t nblocks, Limit limit, Visit visit) {
+  constexpr size_t kGroup = 64;
+  uint64_t done[kMaxSeededBlocks / 64] = {};
+  if (nblocks >= 2 * kGroup) {
+    // Seeds: (block minimum << 16 | block) of each group's best block, insertion-sorted (a few dozen).
+    uint32_t seeds[kMaxSeededBlocks / kGroup];
+    size_t nseeds = 0;
+    for (size_t g = 0; g < nblocks; g += kGroup) {
+      const size_t count = std::min(kGroup, nblocks - g);
+      size_t best = g + group_argmin(block_min + g, std::min<size_t>(32, count));
+      if (count > 32) {
+        const size_t other = g + 32 + group_argmin(block_min + g + 32, count - 32);
+        if (block_min[other] < block_min[best]) best = other;
+      }
+      const uint32_t key = uint32_t(block_min[best]) << 16 | uint32_t(best);
+      size_t at = nseeds++;
+      for (; at > 0 && seeds[at - 1] > key; --at) seeds[at] = seeds[at - 1];
+      seeds[at] = key;
+    }
+    for (size_t i = 0; i < nseeds; ++i) {
+      const size_t block = seeds[i] & 0xFFFF;
+      if (block_min[block] > limit()) break;  // sorted: no later seed can pass either
+      visit(block);
+      done[block / 64] |= uint64_t(1) << (block % 64);
+    }
+  }
+  // The rest in order, 64 blocks per mask of those within the limit (most are not).
+  for (size_t word = 0; word * 64 < nblocks; ++word) {
+    const size_t first = word * 64;
+    uint64_t pending = rows_within(block_min + first, std::min<size_t>(64, nblocks - first), limit()) & ~done[word];
+    for (; pending; pending &= pending - 1) {
+      const size_t block = first + size_t(__builtin_ctzll(pending));
+      if (block_min[block] <= limit()) visit(block);  // the limit may have dropped since the mask was taken
+    }
+  }
+}
+
 }  // namespace quiver

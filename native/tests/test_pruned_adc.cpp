@@ -1,5 +1,6 @@
 // 8-bit PQ scans that prune on uint8 tables (AVX-512 VBMI: adc_sums_u8, then exact scores for what may qualify)
 // must return exactly what the plain float scan returns: same ids, bit-identical distances, ties included.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -71,6 +72,44 @@ TEST_CASE("pruned 8-bit ADC: identical results to the float scan (metrics, M, k,
           CHECK_MSG(plain.labels == pruned.labels && plain.distances == pruned.distances,
                     spec << " metric=" << int(metric) << " k=" << k << " variant=" << variant);
         }
+      }
+    }
+  }
+}
+
+// Enough rows for the seeded block order (best block of each group of 64 blocks first; lut_quant.h) and for
+// several segments of 131 072 rows: ~90 exact copies of each distinct vector put ties in far-apart blocks, one
+// query split over threads starts ranges mid-block, and k runs from 1 to 100 with and without a filter.
+TEST_CASE("pruned 8-bit ADC: seeded block order and segments give the float scan's results") {
+  if (!simd_level_supported(SimdLevel::AVX512) || !kernels_for(SimdLevel::AVX512).adc_sums_u8_fast ||
+      !simd_level_supported(SimdLevel::AVX2)) {
+    std::printf("  (skipped: this CPU has no AVX-512 VBMI, so 8-bit ADC scans do not prune here)\n");
+    return;
+  }
+  const size_t d = 16, distinct = 3000, n = 270000, nq = 3;
+  std::vector<float> centres;
+  const auto base = qvtest::blobs(distinct, d, 30, 21, &centres);
+  std::vector<float> x(n * d);
+  for (size_t i = 0; i < n; ++i) std::copy_n(base.data() + (i % distinct) * d, d, x.data() + i * d);
+  const auto q = qvtest::random_floats(nq * d, 22);
+  std::vector<int64_t> allow;
+  for (int64_t i = 5; i < int64_t(n); i += 11) allow.push_back(i);
+  for (Metric metric : {Metric::L2, Metric::InnerProduct}) {
+    auto index = make_index("PQ8x8", d, metric);
+    TrainContext ctx;
+    ctx.iterations = 4;
+    index->train(distinct, base.data(), ctx);
+    index->add(n, x.data(), nullptr, 0);
+    for (size_t k : {1, 10, 100}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        SearchParams p;
+        p.threads = variant == 1 ? 3 : 1;  // one query, three threads: ranges start mid-block
+        if (variant == 2) p.allow_ids = allow.data(), p.allow_count = allow.size();
+        const size_t queries = variant == 1 ? 1 : nq;
+        const Results plain = run(*index, SimdLevel::AVX2, q, queries, k, p);
+        const Results pruned = run(*index, SimdLevel::AVX512, q, queries, k, p);
+        CHECK_MSG(plain.labels == pruned.labels && plain.distances == pruned.distances,
+                  "metric=" << int(metric) << " k=" << k << " variant=" << variant);
       }
     }
   }
