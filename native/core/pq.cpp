@@ -168,14 +168,11 @@ class PQDistanceTable : public DistanceTable {
 
   void scan(const uint8_t* codes, size_t n, float* out) const override { pq_.scan_lut(lut_.data(), codes, n, out); }
 
-  // Uint8 sums (lut_quant.h) of a segment of up to 131 072 rows at a time; blocks of 64 whose smallest sum
-  // exceeds the bound of the current k-th score are skipped whole, the others are visited in the seeded order of
-  // visit_seeded_blocks (best blocks first, so the bound tightens early), and their rows whose sum may qualify
-  // are scored with the float table by the level's own adc_scan_u8, so scores and results are bit for bit those
-  // of the unpruned scan.
+  // Uint8 sums of 1 024 rows at a time (lut_quant.h); blocks of 64 whose smallest sum exceeds the bound of the
+  // current k-th score are skipped whole, other rows whose sum may qualify are scored with the float table by
+  // the level's own adc_scan_u8, so scores and results are bit for bit those of the unpruned scan.
   bool scan_top(const uint8_t* codes, size_t begin, size_t end, TopK& out, const RowFilter& filter) const override {
     if (!prunable_) return false;
-    if (begin >= end) return true;
     const size_t m = pq_.m();
     // Quantised on first use: IVF builds a table per probed list and scans it without pruning. Rows of one
     // query may be split over threads, hence call_once.
@@ -184,22 +181,14 @@ class PQDistanceTable : public DistanceTable {
       quant_.quantize(lut_.data(), m, 256, qlut_.data(), 256);
     });
     const Kernels& kern = kernels();
-    constexpr size_t kBlock = 64, kSegment = kMaxSeededBlocks * kBlock;
-    // Per thread, not per table: threads scan row ranges of one table at once, and allocating 260 KiB per query
-    // would be an mmap and page faults.
-    thread_local std::vector<uint16_t> sums_buffer, min_buffer;
-    const size_t seg_rows = std::min(kSegment, end - begin);
-    if (sums_buffer.size() < seg_rows) {
-      sums_buffer.resize(seg_rows);
-      min_buffer.resize((seg_rows + kBlock - 1) / kBlock);
-    }
-    uint16_t* const sums = sums_buffer.data();
-    uint16_t* const block_min = min_buffer.data();
+    constexpr size_t kChunk = 1024, kBlock = 64;
+    uint16_t sums[kChunk], block_min[kChunk / kBlock];
     uint32_t limit = quant_.bound(out.threshold());
-    for (size_t first = begin; first < end; first += kSegment) {
-      const size_t count = std::min(kSegment, end - first);
+    for (size_t first = begin; first < end; first += kChunk) {
+      const size_t count = std::min(kChunk, end - first);
       kern.adc_sums_u8(codes + first * m, count, m, qlut_.data(), sums, block_min);
-      const auto visit = [&](size_t block) {
+      for (size_t block = 0; block * kBlock < count; ++block) {
+        if (block_min[block] > limit) continue;
         const size_t from = block * kBlock, to = std::min(count, from + kBlock);
         for (uint64_t rows = rows_within(sums + from, to - from, limit); rows; rows &= rows - 1) {
           const size_t j = from + size_t(__builtin_ctzll(rows));
@@ -212,8 +201,7 @@ class PQDistanceTable : public DistanceTable {
             limit = quant_.bound(out.threshold());
           }
         }
-      };
-      visit_seeded_blocks(block_min, (count + kBlock - 1) / kBlock, [&] { return limit; }, visit);
+      }
     }
     return true;
   }
