@@ -199,20 +199,16 @@ TEST_CASE("fastscan index: same results as PQ<M>x4, odd M, filters, refine, remo
 // distinct vector repeated ~47 times, so ids break ties across far-apart blocks), k from 1 to 100, a filter.
 TEST_CASE("fastscan index: seeded scan order and segments give plain PQ<M>x4's results") {
   const size_t d = 8, distinct = 3000, n = 140000, nq = 4;
-  std::vector<float> centres;
-  const auto base = qvtest::blobs(distinct, d, 30, 11, &centres);
-  std::vector<float> x(n * d);
-  for (size_t i = 0; i < n; ++i) std::copy_n(base.data() + (i % distinct) * d, d, x.data() + i * d);
+  const auto x = qvtest::repeated_blobs(n, distinct, d, 11);  // its first `distinct` rows are the blobs
   const auto q = qvtest::random_floats(nq * d, 12);
-  std::vector<int64_t> allow;
-  for (int64_t i = 3; i < int64_t(n); i += 7) allow.push_back(i);
+  const auto allow = qvtest::every_nth_id(n, 3, 7);
   for (Metric metric : {Metric::L2, Metric::InnerProduct}) {
     auto fs = make_index("PQ4x4fs", d, metric);
     auto plain = make_index("PQ4x4", d, metric);
     TrainContext ctx;
     ctx.iterations = 4;
-    fs->train(distinct, base.data(), ctx);
-    plain->train(distinct, base.data(), ctx);
+    fs->train(distinct, x.data(), ctx);
+    plain->train(distinct, x.data(), ctx);
     fs->add(n, x.data(), nullptr, 0);
     plain->add(n, x.data(), nullptr, 0);
     for (size_t k : {1, 10, 100}) {

@@ -88,18 +88,14 @@ TEST_CASE("pruned 8-bit ADC: many rows, far ties, mid-block thread splits give t
     return;
   }
   const size_t d = 16, distinct = 3000, n = 270000, nq = 3;
-  std::vector<float> centres;
-  const auto base = qvtest::blobs(distinct, d, 30, 21, &centres);
-  std::vector<float> x(n * d);
-  for (size_t i = 0; i < n; ++i) std::copy_n(base.data() + (i % distinct) * d, d, x.data() + i * d);
+  const auto x = qvtest::repeated_blobs(n, distinct, d, 21);  // its first `distinct` rows are the blobs
   const auto q = qvtest::random_floats(nq * d, 22);
-  std::vector<int64_t> allow;
-  for (int64_t i = 5; i < int64_t(n); i += 11) allow.push_back(i);
+  const auto allow = qvtest::every_nth_id(n, 5, 11);
   for (Metric metric : {Metric::L2, Metric::InnerProduct}) {
     auto index = make_index("PQ8x8", d, metric);
     TrainContext ctx;
     ctx.iterations = 4;
-    index->train(distinct, base.data(), ctx);
+    index->train(distinct, x.data(), ctx);
     index->add(n, x.data(), nullptr, 0);
     for (size_t k : {1, 10, 100}) {
       for (int variant = 0; variant < 3; ++variant) {
