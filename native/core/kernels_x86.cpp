@@ -468,6 +468,7 @@ QV_AVX2 inline void store_block_sums(__m256i even, __m256i odd, uint16_t* sums, 
   *block_min = uint16_t(_mm_cvtsi128_si32(_mm_minpos_epu16(m128)));
 }
 
+// One pair's looked-up bytes (each ≤ 254) of a block's 32 rows: codes and lut_pair at that pair's 32 bytes.
 QV_AVX2 inline __m256i fastscan_pair_sum_avx2(const uint8_t* codes, const uint8_t* lut_pair) {
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
   const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
@@ -507,9 +508,9 @@ QV_AVX2 void fastscan_u4_avx2(const uint8_t* blocks, size_t nblocks, size_t npai
 // serves eight sub-quantizers: the multiply-add issues on the same one-per-cycle pipes as the shuffles and
 // shifts that bound this loop, and on Fashion-MNIST PQ32x4fs the clipped sums re-score 0.1 % more rows. The
 // tables of up to 16 pairs (8 steps) are loaded into registers once per call and serve every block, so the
-// inner loop issues no table loads and each block's sums stay in registers. More pairs than 16 are taken 16 at a time in
-// passes over a chunk of blocks, carrying the partial sums in memory between passes; an odd last pair is added
-// in 256-bit code.
+// inner loop issues no table loads and each block's sums stay in registers. More pairs than 16 are taken 16 at
+// a time in passes over a chunk of blocks, carrying the partial sums in memory between passes; an odd last pair
+// is added in 256-bit code.
 struct FastScanTables512 {
   __m512i lo[8], hi[8];
 };
@@ -527,7 +528,7 @@ QV_AVX512 inline void load_fastscan_tables(const uint8_t* lut, size_t first_pair
   }
 }
 
-// Adds `Steps` steps (2·Steps pairs) of one block, starting at `codes`, to mixed/odd.
+// One step's looked-up bytes (two pairs, one per 256-bit half) of a block's 32 rows.
 QV_AVX512 inline __m512i fastscan_pair_sum_avx512(const uint8_t* codes, __m512i lo, __m512i hi) {
   const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
   const __m512i c = _mm512_loadu_si512(codes);
@@ -535,6 +536,7 @@ QV_AVX512 inline __m512i fastscan_pair_sum_avx512(const uint8_t* codes, __m512i 
                          _mm512_shuffle_epi8(hi, _mm512_and_si512(_mm512_srli_epi16(c, 4), low_nibbles)));
 }
 
+// Adds `Steps` steps (2·Steps pairs) of one block, starting at `codes`, to mixed/odd.
 template <size_t Steps>
 QV_AVX512 inline void fastscan_steps_avx512(const uint8_t* codes, const FastScanTables512& t, __m512i& mixed,
                                             __m512i& odd) {
@@ -560,14 +562,8 @@ QV_AVX512 inline void finish_block_avx512(__m512i mixed, __m512i odd, const uint
   __m256i odd256 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
   if (npairs % 2) {
     const size_t p = npairs - 1;
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), odd_bytes = _mm256_set1_epi16(0x0100);
-    const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
-    const __m256i pair = _mm256_add_epi8(
-        _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p))),
-                            _mm256_and_si256(codes, low_nibbles)),
-        _mm256_shuffle_epi8(
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + 32 * p + 16))),
-            _mm256_and_si256(_mm256_srli_epi16(codes, 4), low_nibbles)));
+    const __m256i odd_bytes = _mm256_set1_epi16(0x0100);
+    const __m256i pair = fastscan_pair_sum_avx2(block + p * 32, lut + 32 * p);
     mixed256 = _mm256_add_epi16(mixed256, pair);
     odd256 = _mm256_add_epi16(odd256, _mm256_maddubs_epi16(pair, odd_bytes));
   }
