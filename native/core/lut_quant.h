@@ -84,14 +84,15 @@ inline uint64_t rows_within(const uint16_t* sums, size_t count, uint32_t limit) 
   return mask;
 }
 
-// Index of the smallest of values[0 … count) (the first, on ties). SSE2 (every x86-64) takes 32 values in four
-// loads and a few shuffles, where a scalar loop is a chain of dependent compares; its 16-bit min is signed, so
-// values are biased by 0x8000 to order them as unsigned.
+// Index of the smallest of values[0 … count) (the first, on ties). SSE2 (every x86-64) takes 32 values at a
+// time in four loads and a few shuffles, where a scalar loop is a chain of dependent compares; its 16-bit min is
+// signed, so values are biased by 0x8000 to order them as unsigned.
 inline size_t group_argmin(const uint16_t* values, size_t count) {
+  size_t best = 0, i = 0;
 #if defined(__SSE2__)
-  if (count == 32) {
-    const __m128i bias = _mm_set1_epi16(short(0x8000));
-    const __m128i* v = reinterpret_cast<const __m128i*>(values);
+  const __m128i bias = _mm_set1_epi16(short(0x8000));
+  for (; i + 32 <= count; i += 32) {
+    const __m128i* v = reinterpret_cast<const __m128i*>(values + i);
     const __m128i a = _mm_xor_si128(_mm_loadu_si128(v), bias), b = _mm_xor_si128(_mm_loadu_si128(v + 1), bias),
                   c = _mm_xor_si128(_mm_loadu_si128(v + 2), bias), d = _mm_xor_si128(_mm_loadu_si128(v + 3), bias);
     __m128i m = _mm_min_epi16(_mm_min_epi16(a, b), _mm_min_epi16(c, d));
@@ -100,13 +101,12 @@ inline size_t group_argmin(const uint16_t* values, size_t count) {
     m = _mm_min_epi16(m, _mm_shufflelo_epi16(_mm_shufflehi_epi16(m, _MM_SHUFFLE(2, 3, 0, 1)), _MM_SHUFFLE(2, 3, 0, 1)));
     const uint32_t low = uint32_t(_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(a, m), _mm_cmpeq_epi16(b, m))));
     const uint32_t high = uint32_t(_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(c, m), _mm_cmpeq_epi16(d, m))));
-    return size_t(__builtin_ctzll(uint64_t(high) << 16 | low));
+    const size_t at = i + size_t(__builtin_ctzll(uint64_t(high) << 16 | low));
+    if (i == 0 || values[at] < values[best]) best = at;
   }
 #endif
-  size_t best = 0;
-  uint16_t best_value = values[0];
-  for (size_t i = 1; i < count; ++i)
-    if (values[i] < best_value) best_value = values[i], best = i;
+  for (; i < count; ++i)
+    if (values[i] < values[best]) best = i;
   return best;
 }
 
@@ -129,12 +129,7 @@ void visit_seeded_blocks(const uint16_t* block_min, size_t nblocks, Limit limit,
     uint32_t seeds[kMaxSeededBlocks / kGroup];
     size_t nseeds = 0;
     for (size_t g = 0; g < nblocks; g += kGroup) {
-      const size_t count = std::min(kGroup, nblocks - g);
-      size_t best = g + group_argmin(block_min + g, std::min<size_t>(32, count));
-      if (count > 32) {
-        const size_t other = g + 32 + group_argmin(block_min + g + 32, count - 32);
-        if (block_min[other] < block_min[best]) best = other;
-      }
+      const size_t best = g + group_argmin(block_min + g, std::min(kGroup, nblocks - g));
       const uint32_t key = uint32_t(block_min[best]) << 16 | uint32_t(best);
       size_t at = nseeds++;
       for (; at > 0 && seeds[at - 1] > key; --at) seeds[at] = seeds[at - 1];
