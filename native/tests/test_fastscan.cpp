@@ -6,6 +6,7 @@
 #include "check.h"
 #include "error.h"
 #include "fastscan.h"
+#include "lut_quant.h"
 #include "simd.h"
 #include "spec.h"
 #include "test_util.h"
@@ -229,6 +230,21 @@ TEST_CASE("fastscan index: seeded scan order and segments give plain PQ<M>x4's r
           CHECK(a == b);
         }
       }
+    }
+  }
+}
+
+// The seeded order rests on group_argmin; a wrong index would not change any search's results (the order does
+// not), only their speed, so it is checked directly: counts around the 32-value SIMD steps, values on both sides
+// of 0x8000 (the signed-min bias), and ties (the first wins).
+TEST_CASE("group_argmin: index of the first smallest value, any count, full uint16 range") {
+  Rng rng(31);
+  for (size_t count : {1, 2, 31, 32, 33, 63, 64, 65, 100}) {
+    for (int round = 0; round < 20; ++round) {
+      std::vector<uint16_t> values(count);
+      for (auto& v : values) v = uint16_t(round % 2 ? rng.below(65536) : 0x7FF0 + rng.below(32));
+      const size_t want = size_t(std::min_element(values.begin(), values.end()) - values.begin());
+      CHECK_MSG(group_argmin(values.data(), count) == want, "count=" << count << " round=" << round);
     }
   }
 }
