@@ -50,8 +50,11 @@ function median(values) {
 }
 
 async function parent(options) {
-  const addons = options.addons.split(',').filter(Boolean);
-  if (addons.length < 1) throw new Error('--addons: expected one or more comma-separated .node files');
+  const addons = (options.addons ?? '').split(',').filter(Boolean);
+  if (addons.length < 1) {
+    console.error('ab-search: --addons: expected one or more comma-separated .node files');
+    return 2;
+  }
   const runs = new Map(addons.map((a) => [a, []]));
   const args = [__filename, '--child', '--index', options.index, '--queries', options.queries, '--k', String(options.k),
     '--seconds', String(options.seconds)];
@@ -90,7 +93,7 @@ const program = new Command('ab-search')
   .description('alternating A/B timing of addon builds on one saved index (one thread)')
   .requiredOption('--index <file>', 'saved index (bench/save-index.js)')
   .requiredOption('--queries <file>', 'queries (.fvecs, .fbin, …)')
-  .option('--addons <list>', 'comma-separated addon builds (.node files)', '')
+  .option('--addons <list>', 'comma-separated addon builds (.node files); required except in --child mode')
   .option('--rounds <n>', 'alternating rounds', integerOption('--rounds'), 10)
   .option('--seconds <s>', 'seconds per timing', (v) => {
     const s = Number(v);
