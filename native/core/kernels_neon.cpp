@@ -180,6 +180,11 @@ void lut16_quantize_reference(const float* lut, size_t m_count, const float* low
   kScalarKernels.lut16_quantize(lut, m_count, lows, scale, top, q);
 }
 
+void beam_scores_reference(const float* dots, const float* const* rows, size_t nrows, const float* norms, size_t k,
+                           float* out, float* minima) {
+  kScalarKernels.beam_scores(dots, rows, nrows, norms, k, out, minima);
+}
+
 }  // namespace
 
 const Kernels kNeonKernels = {l2sqr_neon,
@@ -199,7 +204,8 @@ const Kernels kNeonKernels = {l2sqr_neon,
                               lut16_sum_range_reference,
                               lut16_quantize_reference,
                               queries_by_pairs<l2sqr_neon>,
-                              queries_by_pairs<dot_neon>};
+                              queries_by_pairs<dot_neon>,
+                              beam_scores_reference};
 
 }  // namespace quiver
 

@@ -1,5 +1,6 @@
 // Scalar reference kernels: the definition of correct for every SIMD variant.
 #include <algorithm>
+#include <limits>
 #include <cstring>
 
 #include "kernels_common.h"
@@ -151,6 +152,21 @@ void lut16_quantize_scalar(const float* lut, size_t m_count, const float* lows, 
     for (size_t j = 0; j < 16; ++j) q[m * 16 + j] = uint8_t(std::min(top, (lut[m * 16 + j] - lows[m]) * scale + 0.5f));
 }
 
+void beam_scores_scalar(const float* dots, const float* const* rows, size_t nrows, const float* norms, size_t k,
+                        float* out, float* minima) {
+  for (size_t j = 0; j < k; ++j) {
+    float acc = dots[j];
+    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
+    out[j] = norms[j] - 2 * acc;
+  }
+  if (minima)
+    for (size_t c = 0; c < k / 16; ++c) {
+      float low = std::numeric_limits<float>::infinity();
+      for (size_t j = 16 * c; j < 16 * c + 16; ++j) low = out[j] < low ? out[j] : low;  // a NaN never replaces it
+      minima[c] = low;
+    }
+}
+
 }  // namespace
 
 const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_transposed_scalar,
@@ -160,6 +176,7 @@ const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_tran
                                 false,              dot_transposed_batch_scalar,
                                 l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
                                 dot_sq8_scalar,     lut16_sum_range_scalar, lut16_quantize_scalar,
-                                queries_by_pairs<l2sqr_scalar>, queries_by_pairs<dot_scalar>};
+                                queries_by_pairs<l2sqr_scalar>, queries_by_pairs<dot_scalar>,
+                                beam_scores_scalar};
 
 }  // namespace quiver

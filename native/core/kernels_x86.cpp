@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstring>
 
 #define QV_AVX2 __attribute__((target("avx2,fma")))
@@ -1070,6 +1071,54 @@ QV_AVX512 void dot_queries_avx512(const float* queries, size_t nq, size_t ldq, c
   queries_dispatch_avx512<false>(queries, nq, ldq, x, d, out);
 }
 
+// beam_scores (simd.h): lanes over codewords; 2·acc is exact, so norms − 2·acc rounds once as in the scalar.
+// Chunk minima: NaN lanes become +infinity first, so that the lane folds (whose NaN handling depends on the
+// operand order) see only numbers and give the scalar's value.
+QV_AVX2 void beam_scores_avx2(const float* dots, const float* const* rows, size_t nrows, const float* norms, size_t k,
+                              float* out, float* minima) {
+  const __m256 two = _mm256_set1_ps(2.0f), inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    __m256 a0 = _mm256_loadu_ps(dots + j), a1 = _mm256_loadu_ps(dots + j + 8);
+    for (size_t m = 0; m < nrows; ++m) {
+      a0 = _mm256_sub_ps(a0, _mm256_loadu_ps(rows[m] + j));
+      a1 = _mm256_sub_ps(a1, _mm256_loadu_ps(rows[m] + j + 8));
+    }
+    const __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(norms + j), _mm256_mul_ps(two, a0));
+    const __m256 v1 = _mm256_sub_ps(_mm256_loadu_ps(norms + j + 8), _mm256_mul_ps(two, a1));
+    _mm256_storeu_ps(out + j, v0);
+    _mm256_storeu_ps(out + j + 8, v1);
+    if (minima) {
+      const __m256 n0 = _mm256_blendv_ps(inf, v0, _mm256_cmp_ps(v0, v0, _CMP_ORD_Q));
+      const __m256 n1 = _mm256_blendv_ps(inf, v1, _mm256_cmp_ps(v1, v1, _CMP_ORD_Q));
+      minima[j / 16] = hmin256(_mm256_min_ps(n0, n1));
+    }
+  }
+  for (; j < k; ++j) {  // k not a multiple of 16: no minima wanted
+    float acc = dots[j];
+    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
+    out[j] = norms[j] - 2 * acc;
+  }
+}
+
+QV_AVX512 void beam_scores_avx512(const float* dots, const float* const* rows, size_t nrows, const float* norms,
+                                  size_t k, float* out, float* minima) {
+  const __m512 two = _mm512_set1_ps(2.0f), inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    __m512 acc = _mm512_loadu_ps(dots + j);
+    for (size_t m = 0; m < nrows; ++m) acc = _mm512_sub_ps(acc, _mm512_loadu_ps(rows[m] + j));
+    const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(norms + j), _mm512_mul_ps(two, acc));
+    _mm512_storeu_ps(out + j, v);
+    if (minima) minima[j / 16] = _mm512_reduce_min_ps(_mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), inf, v));
+  }
+  for (; j < k; ++j) {
+    float acc = dots[j];
+    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
+    out[j] = norms[j] - 2 * acc;
+  }
+}
+
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
@@ -1079,7 +1128,7 @@ const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed
                               false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
                               dot_sq8_avx2,     lut16_sum_range_avx2, lut16_quantize_avx2,
-                              l2sqr_queries_avx2, dot_queries_avx2};
+                              l2sqr_queries_avx2, dot_queries_avx2, beam_scores_avx2};
 // The 8-bit float ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2
 // kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
@@ -1089,7 +1138,7 @@ const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transp
                                 false,            dot_transposed_batch_avx512,
                                 l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
                                 dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
-                                l2sqr_queries_avx512, dot_queries_avx512};
+                                l2sqr_queries_avx512, dot_queries_avx512, beam_scores_avx512};
 const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                     l2sqr_transposed_avx512,
                                     adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
@@ -1097,7 +1146,7 @@ const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_tr
                                     true,             dot_transposed_batch_avx512,
                                     l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
                                     dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
-                                    l2sqr_queries_avx512, dot_queries_avx512};
+                                    l2sqr_queries_avx512, dot_queries_avx512, beam_scores_avx512};
 
 }  // namespace quiver
 

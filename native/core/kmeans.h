@@ -66,6 +66,7 @@ class CentroidTable {
   void dots(const float* x, float* out) const;
   // ‖c_j‖².
   float norm(size_t j) const { return norms_[j]; }
+  const float* norms() const { return norms_.data(); }  // k floats: ‖c_j‖²
   // scores() and dots() for nx vectors (row p at x + p·ldx) into out + p·ldo, sharing each pass over the table
   // between the vectors: bit-identical to one call per vector, and faster (a one-vector pass streams the whole
   // table from cache).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "bitpack.h"
 #include "error.h"
@@ -50,6 +51,37 @@ float NormCodec::read(const uint8_t* in) const {
   return lo_ + (hi_ - lo_) * (float(*in) * (1.0f / 255.0f));
 }
 
+namespace {
+
+// Four floats in a register: GCC's and Clang's vector extension, which compiles to SSE on x86-64 and NEON on
+// AArch64 without a kernel per SIMD level. (a < b ? a : b on it is one min instruction.)
+typedef float Float4 __attribute__((vector_size(16)));
+
+Float4 load4(const float* p) {
+  Float4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// The smallest of scores[0 … 16), NaNs skipped (+infinity when all are NaN). Each compare keeps the
+// running minimum unless the new value is below it, so a NaN never replaces it; the lanes are folded last.
+float minimum_of_16(const float* scores) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  const Float4 none = {inf, inf, inf, inf};
+  const Float4 v0 = load4(scores), v1 = load4(scores + 4), v2 = load4(scores + 8), v3 = load4(scores + 12);
+  Float4 a = v0 < none ? v0 : none, b = v2 < none ? v2 : none;
+  a = v1 < a ? v1 : a;
+  b = v3 < b ? v3 : b;
+  a = b < a ? b : a;
+  Float4 swapped = __builtin_shufflevector(a, a, 2, 3, 0, 1);
+  a = swapped < a ? swapped : a;
+  swapped = __builtin_shufflevector(a, a, 1, 0, 3, 2);
+  a = swapped < a ? swapped : a;
+  return a[0];
+}
+
+}  // namespace
+
 // ------------------------------------------------------------------------------------------- RQBeamSearch
 
 RQBeamSearch::RQBeamSearch(const ResidualQuantizer& rq) : rq_(rq), dim_(rq.dim()), stages_(rq.stages()) {}
@@ -68,7 +100,7 @@ void RQBeamSearch::reset(size_t count, const float* residuals, const float* sq_n
     paths_.assign(count * stages_, 0);
 }
 
-void RQBeamSearch::select(size_t width) {
+void RQBeamSearch::select(size_t width, bool minima_ready) {
   const size_t k = rq_.ksub();
   // Heap order: the worst candidate on top. Worse = larger distance, then later entry, then later word, so
   // that ties resolve to the same codes whatever the thread or platform.
@@ -102,21 +134,60 @@ void RQBeamSearch::select(size_t width) {
     heap_.push_back(Candidate{best_dist, uint32_t(best / k), uint32_t(best % k)});
     return;
   }
-  for (size_t e = 0; e < count_; ++e) {
-    const float base = dists_[e];
-    const float* sc = &scores_[e * k];
-    for (size_t j = 0; j < k; ++j) {
-      const float dist = base + sc[j];
-      if (heap_.size() < keep) {
-        heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
-        std::push_heap(heap_.begin(), heap_.end(), better);
-      } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
-        std::pop_heap(heap_.begin(), heap_.end(), better);
-        heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
-        std::push_heap(heap_.begin(), heap_.end(), better);
-      }
+  const auto offer = [&](float dist, size_t e, size_t j) {
+    if (heap_.size() < keep) {
+      heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
+      std::push_heap(heap_.begin(), heap_.end(), better);
+    } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
+      std::pop_heap(heap_.begin(), heap_.end(), better);
+      heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
+      std::push_heap(heap_.begin(), heap_.end(), better);
+    }
+  };
+  const size_t chunks = k % 16 == 0 ? count_ * (k / 16) : 0;
+  if (chunks >= keep) {
+    // A bound first: the minimum of each chunk of sixteen candidates is a candidate, so `keep` chunk minima at
+    // or below some value mean that `keep` candidates are, and no candidate above the keep-th smallest chunk
+    // minimum can be kept. That bound is tight (few of count·K candidates make the beam, and they sit in
+    // few chunks): the heap sees only the candidates at or below it, in the same order as a full scan, and
+    // keeps what a full scan would. Chunks whose minimum is above it are skipped whole.
+    // The minima of the scores (from step()'s kernel, or computed here) become those of the distances by
+    // adding the entry's distance: rounding is monotonic, so fl(d + min s) = min fl(d + s).
+    if (!minima_ready) {
+      minima_.resize(chunks);
+      for (size_t c = 0; c < chunks; ++c) minima_[c] = minimum_of_16(&scores_[c * 16]);
+    }
+    for (size_t e = 0, c = 0; e < count_; ++e)
+      for (size_t j = 0; j < k; j += 16, ++c) minima_[c] += dists_[e];
+    // The keep-th smallest: an insertion into the `keep` smallest so far (most minima fail the first compare).
+    // Only minima below +infinity count (a chunk of NaNs reports +infinity, and NaN distances give NaN).
+    ordered_minima_.resize(keep);
+    size_t filled = 0;
+    for (size_t c = 0; c < chunks; ++c) {
+      const float m = minima_[c];
+      if (!(m < (filled == keep ? ordered_minima_[keep - 1] : std::numeric_limits<float>::infinity()))) continue;
+      size_t at = filled < keep ? filled++ : keep - 1;
+      for (; at > 0 && ordered_minima_[at - 1] > m; --at) ordered_minima_[at] = ordered_minima_[at - 1];
+      ordered_minima_[at] = m;
+    }
+    if (filled == keep) {
+      const float limit = ordered_minima_[keep - 1];
+      for (size_t e = 0, c = 0; e < count_; ++e)
+        for (size_t j = 0; j < k; j += 16, ++c) {
+          if (!(minima_[c] <= limit)) continue;
+          for (size_t t = j; t < j + 16; ++t) {
+            const float dist = dists_[e] + scores_[e * k + t];
+            if (dist <= limit) offer(dist, e, t);
+          }
+        }
+      std::sort_heap(heap_.begin(), heap_.end(), better);
+      return;
     }
   }
+  // Few candidates (K < 16, fewer chunks than the beam, or too few finite distances for a bound): every one
+  // goes through the heap.
+  for (size_t e = 0; e < count_; ++e)
+    for (size_t j = 0; j < k; ++j) offer(dists_[e] + scores_[e * k + j], e, j);
   std::sort_heap(heap_.begin(), heap_.end(), better);
 }
 
@@ -187,17 +258,20 @@ void RQBeamSearch::step(size_t l, size_t width) {
   const size_t k = rq_.ksub();
   const CentroidTable& table = rq_.table(l);
   scores_.resize(count_ * k);
+  rows_.resize(l);
+  const bool chunked = k % 16 == 0;
+  if (chunked) minima_.resize(count_ * (k / 16));
+  const float* norms = table.norms();
+  const Kernels& kern = kernels();
   for (size_t e = 0; e < count_; ++e) {
     float* sc = &scores_[e * k];
-    std::memcpy(sc, x_dots_ + tags_[e] * seed_stride_ + l * k, k * sizeof(float));
+    const float* dots = x_dots_ + tags_[e] * seed_stride_ + l * k;
     const uint32_t* path = &paths_[e * stages_];
-    for (size_t m = 0; m < l; ++m) {
-      const float* row = rq_.cross_table(m, l) + size_t(path[m]) * k;
-      for (size_t j = 0; j < k; ++j) sc[j] -= row[j];
-    }
-    for (size_t j = 0; j < k; ++j) sc[j] = table.norm(j) - 2 * sc[j];
+    for (size_t m = 0; m < l; ++m) rows_[m] = rq_.cross_table(m, l) + size_t(path[m]) * k;
+    // ‖c_lj‖² − 2 (⟨x, c_lj⟩ − Σ_m row_m[j]), and the minima of its chunks of 16 for select()
+    kern.beam_scores(dots, rows_.data(), l, norms, k, sc, chunked ? &minima_[e * (k / 16)] : nullptr);
   }
-  select(width);
+  select(width, chunked);
   advance(l, false);
 }
 
@@ -511,20 +585,6 @@ double ResidualQuantizer::refit(size_t n, const float* x, uint32_t* codes, size_
   }
   return mse;
 }
-
-namespace {
-
-// Four floats in a register: GCC's and Clang's vector extension, which compiles to SSE on x86-64 and NEON on
-// AArch64 without a kernel per SIMD level. (a < b ? a : b on it is one min instruction.)
-typedef float Float4 __attribute__((vector_size(16)));
-
-Float4 load4(const float* p) {
-  Float4 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-}  // namespace
 
 // The scan's chain of k dependent compares costs as much as a stage's dot products at d = 128. Here four
 // registers of running minima find the value, then a pass over groups of sixteen finds the first group, and in

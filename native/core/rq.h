@@ -121,12 +121,16 @@ class RQBeamSearch {
   const ResidualQuantizer& rq_;
   size_t dim_, stages_, count_ = 0;
   size_t residual_entries_ = 0;  // entries whose residual is up to date (see residual())
-  void select(size_t width);  // fills heap_ (sorted) from scores_ and dists_
+  // Fills heap_ (sorted) from scores_ and dists_; minima_ready: minima_ already holds the smallest score of
+  // each chunk of 16 (K a multiple of 16).
+  void select(size_t width, bool minima_ready = false);
   void advance(size_t stage, bool with_residuals);
 
   std::vector<float> residuals_, dists_, next_residuals_, next_dists_, scores_;
   std::vector<uint32_t> paths_, tags_, next_paths_, next_tags_;
   std::vector<Candidate> heap_;
+  std::vector<float> minima_, ordered_minima_;  // select(): the smallest distance of each chunk of 16 candidates
+  std::vector<const float*> rows_;   // step(): an entry's cross-table rows, one per earlier stage
   const float* x_ = nullptr;       // the vector being encoded by start()/step()
   const float* x_dots_ = nullptr;  // its inner products with every codeword, in cross-table mode
   size_t seed_stride_ = 0;         // start_seeds(): x_ and x_dots_ hold one row per seed (L·K dots each)

@@ -80,6 +80,13 @@ struct Kernels {
   // searches score query groups so that each stored vector is read once per group).
   void (*l2sqr_queries)(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out);
   void (*dot_queries)(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out);
+  // One beam-search entry's scores for the next RQ stage from cross tables (rq.h): out[j] = norms[j] −
+  // 2·(dots[j] − rows[0][j] − rows[1][j] − … − rows[nrows − 1][j]), subtracted in that order, for j < k —
+  // element-wise, so every level gives the scalar values bit for bit. dots, norms, out and each row: k floats.
+  // minima: null, or (k a multiple of 16) k/16 floats that get the smallest non-NaN value of each chunk
+  // out[16c … 16c + 15] (+infinity when all are NaN), which the beam's selection bounds itself with.
+  void (*beam_scores)(const float* dots, const float* const* rows, size_t nrows, const float* norms, size_t k,
+                      float* out, float* minima);
 };
 
 // Largest query group l2sqr_queries / dot_queries take.

@@ -127,6 +127,107 @@ TEST_CASE("rq: beam search matches brute force on small codebooks and beats gree
   // on small synthetic sets like this one the training heuristics dominate the difference.)
 }
 
+TEST_CASE("rq: each beam step keeps exactly the best candidates by (distance, entry, codeword), ties and all") {
+  // The selection skips chunks of sixteen candidates above a bound; a plain sort of every candidate is the
+  // reference. Duplicated codewords make exact ties within and across entries; widths from 1 to past K, and
+  // K = 8 (no chunks), 16, 64.
+  const size_t d = 5, n = 60, L = 3;
+  const auto x = mixture(n, d, 41);
+  for (size_t nbits : {3, 4, 6}) {
+    const size_t K = size_t(1) << nbits;
+    std::vector<float> books = qvtest::random_floats(L * K * d, 43 + nbits);
+    for (size_t l = 0; l < L; ++l)
+      for (size_t j = K / 2; j < K; j += 3)  // every third codeword of the upper half copies one of the lower
+        std::copy_n(&books[(l * K + j - K / 2) * d], d, &books[(l * K + j) * d]);
+    for (size_t width : {size_t(1), size_t(3), size_t(16), size_t(40), size_t(300)}) {
+      RQOptions o;
+      o.beam = std::min<size_t>(width, 256);
+      ResidualQuantizer rq(d, L, nbits, o);
+      rq.set_codebooks(books);
+      RQBeamSearch search(rq);
+      size_t mismatches = 0;
+      for (size_t i = 0; i < n; ++i) {
+        // Reference entries: residuals, distances, paths, advanced by sorting all candidates.
+        std::vector<float> residuals(&x[i * d], &x[i * d] + d), dists{kScalarKernels.dot(&x[i * d], &x[i * d], d)};
+        std::vector<std::vector<uint32_t>> paths{std::vector<uint32_t>(L, 0)};
+        search.reset(1, &x[i * d], dists.data(), nullptr);
+        for (size_t l = 0; l < L; ++l) {
+          const size_t count = dists.size();
+          std::vector<float> scores(count * K);
+          rq.table(l).scores_batch(residuals.data(), count, d, scores.data(), K);
+          struct Cand { float dist; size_t e, j; };
+          std::vector<Cand> all;
+          for (size_t e = 0; e < count; ++e)
+            for (size_t j = 0; j < K; ++j) all.push_back(Cand{dists[e] + scores[e * K + j], e, j});
+          std::sort(all.begin(), all.end(), [](const Cand& a, const Cand& b) {
+            return a.dist != b.dist ? a.dist < b.dist : a.e != b.e ? a.e < b.e : a.j < b.j;
+          });
+          all.resize(std::min(all.size(), o.beam));
+          std::vector<float> next_residuals, next_dists;
+          std::vector<std::vector<uint32_t>> next_paths;
+          for (const Cand& c : all) {
+            for (size_t t = 0; t < d; ++t) next_residuals.push_back(residuals[c.e * d + t] - books[(l * K + c.j) * d + t]);
+            next_dists.push_back(c.dist);
+            next_paths.push_back(paths[c.e]);
+            next_paths.back()[l] = uint32_t(c.j);
+          }
+          residuals.swap(next_residuals);
+          dists.swap(next_dists);
+          paths.swap(next_paths);
+          search.run(l, l + 1, o.beam);
+          bool same = search.size() == dists.size();
+          for (size_t e = 0; same && e < dists.size(); ++e)
+            same = search.distance(e) == dists[e] && std::equal(paths[e].begin(), paths[e].begin() + l + 1, search.path(e));
+          mismatches += !same;
+        }
+      }
+      CHECK_MSG(mismatches == 0, "K = " << K << ", width " << o.beam << ": " << mismatches << " steps kept other candidates");
+    }
+  }
+}
+
+TEST_CASE("rq: beam_scores gives the scalar values and chunk minima bit for bit at every SIMD level") {
+  for (size_t k : {1, 7, 16, 23, 64, 256}) {
+    const auto dots = qvtest::random_floats(k, k + 1), table = qvtest::random_floats(15 * k, k + 3);
+    auto norms = qvtest::random_floats(k, k + 2);
+    if (k == 64) {  // NaN scores: skipped by the minima, a chunk of only NaNs gives +infinity
+      norms[3] = std::nanf("");
+      for (size_t j = 16; j < 32; ++j) norms[j] = std::nanf("");
+    }
+    std::vector<const float*> rows;
+    for (size_t m = 0; m < 15; ++m) rows.push_back(&table[m * k]);
+    const size_t chunks = k % 16 == 0 ? k / 16 : 0;
+    for (size_t nrows : {0, 1, 2, 7, 15}) {
+      std::vector<float> want(k), want_minima(chunks);
+      kScalarKernels.beam_scores(dots.data(), rows.data(), nrows, norms.data(), k, want.data(),
+                                 chunks ? want_minima.data() : nullptr);
+      for (size_t j = 0; j < k; ++j) {  // the reference against its definition
+        float acc = dots[j];
+        for (size_t m = 0; m < nrows; ++m) acc -= table[m * k + j];
+        const float value = norms[j] - 2 * acc;
+        CHECK(std::isnan(value) ? std::isnan(want[j]) : want[j] == value);
+      }
+      for (size_t c = 0; c < chunks; ++c) {
+        float low = std::numeric_limits<float>::infinity();
+        for (size_t j = 16 * c; j < 16 * c + 16; ++j)
+          if (!std::isnan(want[j])) low = std::min(low, want[j]);
+        CHECK(want_minima[c] == low);
+      }
+      const auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+        for (size_t i = 0; i < a.size(); ++i)
+          if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+        return true;
+      };
+      for (SimdLevel level : supported_simd_levels()) {
+        std::vector<float> got(k), got_minima(chunks);
+        kernels_for(level).beam_scores(dots.data(), rows.data(), nrows, norms.data(), k, got.data(),
+                                       chunks ? got_minima.data() : nullptr);
+        CHECK_MSG(same(got, want) && got_minima == want_minima, simd_level_name(level) << " k=" << k << " rows=" << nrows);
+      }
+    }
+  }
+}
+
 TEST_CASE("rq: cross-table steps choose the same codes as direct residual scoring") {
   const size_t d = 20, n = 400, L = 5;
   const auto x = mixture(n, d, 31);
