@@ -19,6 +19,7 @@
         "native/core/metric.cpp",
         "native/core/opq.cpp",
         "native/core/pca.cpp",
+        "native/core/split.cpp",
         "native/core/pq.cpp",
         "native/core/prq.cpp",
         "native/core/serialize.cpp",

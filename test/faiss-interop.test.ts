@@ -198,6 +198,7 @@ t.test('faiss interop', async (t) => {
       ['IVF4,TRQ,PQ4x4', 'l2', /no form for TRQ/],
       ['TRQ2x4', 'l2', /TRQ/],
       ['PRQ2x2x4', 'l2', /PRQ/],
+      ['SPLIT2,PQ2x4', 'l2', /SPLIT2,PQ2x4/],
       ['PQ4x4', 'cosine', /cosine/],
       ['IVF4,PQ4x4', 'ip', /inner-product IVF/],
       ['PQ4x4,Refine', 'l2', /Refine/],

@@ -13,6 +13,7 @@
 #include "pq.h"
 #include "prq.h"
 #include "rq.h"
+#include "split.h"
 #include "trq.h"
 
 namespace quiver {
@@ -26,7 +27,7 @@ namespace {
   "PRQ<P>x<L>x<b>[,beam=B][,trainbeam=T][,norm=f32|u8][,refit=N][,pd=S] | "                                  \
   "TRQ<L>x<b>[,beam=B][,trainbeam=T][,refit=N][,iters=N][,norm=f32|u8][,pca=0|1][,reg=W][,sub=p][,pd=S] | "  \
   "TRQ1x<b>,PQ<M>x<b>[,beam=B][,iters=N][,pca=0|1][,reg=W][,sub=p][,pd=S] | RQ1x<b>,PQ<M>x<b>[,beam=B] | "   \
-  "PCA<p>,<any of these codecs>"
+  "PCA<p>,<any of these codecs> | SPLIT<P>,<any of these codecs>"
 
 constexpr const char* kIndexGrammar =
     "\"Flat\", \"PQ<M>x4fs\", \"IVF<nlist>,[TRQ,]<codec>\", \"IVF<nlist>,[TRQ,]PQ<M>x4fs\" or a codec (" QV_CODEC_GRAMMAR
@@ -289,6 +290,26 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
              "spec \"" << spec << "\": PCA" << p << " must keep between 1 and d = " << dim << " dimensions");
     const std::vector<SpecComponent> rest(parts.begin() + 1, parts.begin() + count);
     return std::make_unique<PCAQuantizer>(dim, p, build_codec(spec, rest, count - 1, p, grammar));
+  }
+  if (first.name == "SPLIT") {
+    // "SPLIT<P>,<codec>": P contiguous parts, each encoded by its own instance of the codec after it (split.h).
+    const size_t P = read_numbers(spec, first, 1, 1, 0, "SPLIT<P> followed by a codec, e.g. SPLIT2,RQ8x8")[0];
+    QV_CHECK(first.options.empty(), InvalidArgument,
+             "spec \"" << spec << "\": SPLIT" << P << " takes no options (\"" << first.options.begin()->first
+                       << "\" given); options belong to the codec after it");
+    QV_CHECK(count >= 2, InvalidArgument,
+             "spec \"" << spec << "\": SPLIT" << P << " must be followed by the codec that encodes each part, e.g. SPLIT"
+                       << P << ",RQ8x8");
+    for (size_t c = 1; c < count; ++c)
+      QV_CHECK(parts[c].name != "SPLIT", InvalidArgument, "spec \"" << spec << "\": SPLIT may appear only once");
+    QV_CHECK(P >= 1 && P <= SplitQuantizer::kMaxParts && P <= dim, InvalidArgument,
+             "spec \"" << spec << "\": SPLIT" << P << " must cut d = " << dim << " into between 1 and "
+                       << std::min(dim, SplitQuantizer::kMaxParts) << " parts");
+    const std::vector<SpecComponent> rest(parts.begin() + 1, parts.begin() + count);
+    std::vector<std::unique_ptr<Quantizer>> codecs;
+    for (size_t p = 0; p < P; ++p)
+      codecs.push_back(build_codec(spec, rest, count - 1, SplitQuantizer::cut_dim(dim, P, p), grammar));
+    return std::make_unique<SplitQuantizer>(dim, std::move(codecs));
   }
   if (first.name == "OPQ") {
     const size_t m = read_numbers(spec, first, 1, 1, 0, "OPQ<M> followed by PQ<M>x<b>, e.g. OPQ16,PQ16x8")[0];

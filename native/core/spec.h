@@ -13,6 +13,7 @@
 //   TRQ1x<b1>,PQ<M>[x<b>][,beam=B][,iters=N][,pca=0|1][,reg=W]        b1 + M·b bits, no norm
 //   RQ1x<b1>,PQ<M>[x<b>][,beam=B]       b1 + M·b bits (first level, PQ on the residual, no transforms)
 //   PCA<p>,<codec>                      the codec's bits (vectors projected onto p principal components first; pca.h)
+//   SPLIT<P>,<codec>                    P × the codec's code (P contiguous parts, one codec each; split.h)
 // Options may follow any component of a composite codec; canonical specs write them last, in a fixed order,
 // and only when not the default. Indexes: Flat | PQ<M>x4fs | IVF<nlist>,[TRQ,]<codec> |
 // IVF<nlist>,[TRQ,]PQ<M>x4fs (fast-scan lists) | <codec>, then
