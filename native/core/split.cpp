@@ -30,8 +30,7 @@ class SplitDistanceTable : public DistanceTable {
     for (size_t first = 0; first < n; first += kScanBlock) {
       const size_t count = std::min(kScanBlock, n - first);
       for (size_t p = 0; p < P; ++p) {
-        const uint8_t* source = codes + first * cs + split_.part_code_offset(p);
-        for (size_t i = 0; i < count; ++i) std::memcpy(&block[i * pcs], source + i * cs, pcs);
+        split_.gather_codes(p, count, codes + first * cs, block.data());
         float* target = p == 0 ? out + first : scores.data();
         tables_[p]->scan(block.data(), count, target);
         if (p > 0)
@@ -85,6 +84,16 @@ void SplitQuantizer::gather(size_t p, size_t count, const float* x, float* rows)
   for (size_t i = 0; i < count; ++i) std::memcpy(rows + i * dp, x + i * d + off, dp * sizeof(float));
 }
 
+void SplitQuantizer::gather_codes(size_t p, size_t count, const uint8_t* codes, uint8_t* part_codes) const {
+  const size_t cs = code_size(), pcs = part_code_size_;
+  for (size_t i = 0; i < count; ++i) std::memcpy(part_codes + i * pcs, codes + i * cs + part_code_offset(p), pcs);
+}
+
+void SplitQuantizer::scatter_codes(size_t p, size_t count, const uint8_t* part_codes, uint8_t* codes) const {
+  const size_t cs = code_size(), pcs = part_code_size_;
+  for (size_t i = 0; i < count; ++i) std::memcpy(codes + i * cs + part_code_offset(p), part_codes + i * pcs, pcs);
+}
+
 template <typename F>
 void SplitQuantizer::in_chunks(size_t n, F&& body) const {
   for (size_t first = 0; first < n; first += kChunk) body(first, std::min(kChunk, n - first));
@@ -119,8 +128,7 @@ void SplitQuantizer::encode(size_t n, const float* x, uint8_t* codes, int thread
       rows.resize(count * part_dim(p));
       gather(p, count, x + first * d, rows.data());
       parts_[p]->encode(count, rows.data(), part_codes.data(), threads);
-      uint8_t* target = codes + first * cs + part_code_offset(p);
-      for (size_t i = 0; i < count; ++i) std::memcpy(target + i * cs, &part_codes[i * pcs], pcs);
+      scatter_codes(p, count, part_codes.data(), codes + first * cs);
     }
   });
 }
@@ -133,8 +141,7 @@ void SplitQuantizer::decode(size_t n, const uint8_t* codes, float* x, int thread
   in_chunks(n, [&](size_t first, size_t count) {
     part_codes.resize(count * pcs);
     for (size_t p = 0; p < parts_.size(); ++p) {
-      const uint8_t* source = codes + first * cs + part_code_offset(p);
-      for (size_t i = 0; i < count; ++i) std::memcpy(&part_codes[i * pcs], source + i * cs, pcs);
+      gather_codes(p, count, codes + first * cs, part_codes.data());
       const size_t dp = part_dim(p), off = offsets_[p];
       rows.resize(count * dp);
       parts_[p]->decode(count, part_codes.data(), rows.data(), threads);

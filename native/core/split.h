@@ -50,6 +50,10 @@ class SplitQuantizer : public Quantizer {
   size_t part_dim(size_t p) const { return parts_[p]->dim(); }
   size_t part_offset(size_t p) const { return offsets_[p]; }
   size_t part_code_offset(size_t p) const { return p * part_code_size_; }
+  // part_codes (count × the part codec's code size) = part p's codes within codes (count × code_size()), and
+  // the reverse.
+  void gather_codes(size_t p, size_t count, const uint8_t* codes, uint8_t* part_codes) const;
+  void scatter_codes(size_t p, size_t count, const uint8_t* part_codes, uint8_t* codes) const;
 
  private:
   // Calls body(first, count) for consecutive row ranges of at most kChunk rows (bounds the part copies).
