@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Encoding time of codecs on one thread, relative to the first spec listed (the bar of issue 3 compares a
-// codec's encoding with PQ's): each spec is trained on the dataset's training rows, then encodes the first
-// --count base vectors --reps times on one thread; the best run counts (a busy machine only slows runs down).
-// All specs are timed in the same process, so the ratios compare like with like.
+// codec's encoding with PQ's): each spec is trained on the dataset's training rows, then each encodes the first
+// --count base vectors once per round, --reps rounds alternating between the specs, on one thread; the best run
+// counts (a busy machine only slows runs down). All specs are timed in the same process, so the ratios compare
+// like with like.
 //
 //   node bench/encode-time.js --dataset fashion-mnist --specs "PQ8x8;RQ8x8;TRQ8x8,beam=5,sub=64,pd=10" \
 //     [--train-count 10000] [--count 20000] [--reps 3] [--out bench/results/encode-time-fashion-mnist.md]
@@ -33,25 +34,30 @@ async function main() {
   const count = Math.min(opts.count, dataset.baseCount);
   const rows = dataset.base.subarray(0, count * dim);
   const specs = opts.specs.split(';').map((s) => s.trim()).filter(Boolean);
-  const results = [];
+  // Every codec is trained first, then the runs alternate between them (round r times each codec once), so
+  // that the machine's drift over minutes (±20–40 % on shared machines) falls on all of them alike instead of
+  // on whichever codec was timed last. Per codec: the best run, and the ratio to the first spec's best.
+  const codecs = [];
   for (const spec of specs) {
-    process.stderr.write(`${spec}: training… `);
-    const codec = await quiver.Codec.train(spec, train, { dim, seed: opts.seed });
-    let best = Infinity;
-    for (let r = 0; r < opts.reps; r++) {
+    process.stderr.write(`${spec}: training…\n`);
+    codecs.push(await quiver.Codec.train(spec, train, { dim, seed: opts.seed }));
+  }
+  const best = codecs.map(() => Infinity);
+  for (let r = 0; r < opts.reps; r++) {
+    codecs.forEach((codec, i) => {
       const start = process.hrtime.bigint();
       codec.encode(rows, { threads: 1 });
-      best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e6);
-    }
-    process.stderr.write(`${best.toFixed(0)} ms\n`);
-    results.push({ spec: codec.spec, ms: best });
+      best[i] = Math.min(best[i], Number(process.hrtime.bigint() - start) / 1e6);
+    });
+    process.stderr.write(`round ${r + 1}/${opts.reps}: ${best.map((ms) => ms.toFixed(0)).join(' ')} ms\n`);
   }
+  const results = codecs.map((codec, i) => ({ spec: codec.spec, ms: best[i] }));
   const machine = suite.machineInfo();
   const engine = engineName();
   const lines = [
     '## One-thread encoding time',
     '',
-    `Encoding ${count} ${dataset.name} vectors (d = ${dim}) on one thread, best of ${opts.reps} runs; trained on ` +
+    `Encoding ${count} ${dataset.name} vectors (d = ${dim}) on one thread, best of ${opts.reps} alternating rounds; trained on ` +
       `${train.length / dim} rows, seed ${opts.seed}. Machine: ${machine.cpu}, SIMD ${quiver.simdLevel()}, ` +
       `Node ${machine.node}, quiver ${engine}, load average ${os.loadavg()[0].toFixed(1)}, ${machine.date}.`,
     '',
