@@ -1,4 +1,4 @@
-// Kernel code shared by several SIMD levels' files (kernels_x86.cpp, kernels_neon.cpp).
+// Kernel code shared by several SIMD levels' files (kernels_scalar.cpp, kernels_x86.cpp, kernels_neon.cpp).
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,17 @@ namespace quiver {
 template <float (*Pair)(const float*, const float*, size_t)>
 void queries_by_pairs(const float* queries, size_t nq, size_t ldq, const float* x, size_t d, float* out) {
   for (size_t q = 0; q < nq; ++q) out[q] = Pair(queries + q * ldq, x, d);
+}
+
+// beam_scores (simd.h) for codewords [first, last), one at a time: the scalar definition, and the tail of the
+// SIMD levels (same bits: element-wise, and 2·acc is exact).
+inline void beam_scores_range(const float* dots, const float* const* rows, size_t nrows, const float* norms,
+                              size_t first, size_t last, float* out) {
+  for (size_t j = first; j < last; ++j) {
+    float acc = dots[j];
+    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
+    out[j] = norms[j] - 2 * acc;
+  }
 }
 
 // 8-bit ADC, out[i] = Σ_m lut[m·256 + codes[i·m_count + m]]: table look-ups have no fast vector form on x86

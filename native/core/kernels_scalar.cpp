@@ -154,11 +154,7 @@ void lut16_quantize_scalar(const float* lut, size_t m_count, const float* lows, 
 
 void beam_scores_scalar(const float* dots, const float* const* rows, size_t nrows, const float* norms, size_t k,
                         float* out, float* minima) {
-  for (size_t j = 0; j < k; ++j) {
-    float acc = dots[j];
-    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
-    out[j] = norms[j] - 2 * acc;
-  }
+  beam_scores_range(dots, rows, nrows, norms, 0, k, out);
   if (minima)
     for (size_t c = 0; c < k / 16; ++c) {
       float low = std::numeric_limits<float>::infinity();

@@ -1094,11 +1094,7 @@ QV_AVX2 void beam_scores_avx2(const float* dots, const float* const* rows, size_
       minima[j / 16] = hmin256(_mm256_min_ps(n0, n1));
     }
   }
-  for (; j < k; ++j) {  // k not a multiple of 16: no minima wanted
-    float acc = dots[j];
-    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
-    out[j] = norms[j] - 2 * acc;
-  }
+  beam_scores_range(dots, rows, nrows, norms, j, k, out);  // k not a multiple of 16: no minima wanted
 }
 
 QV_AVX512 void beam_scores_avx512(const float* dots, const float* const* rows, size_t nrows, const float* norms,
@@ -1112,11 +1108,7 @@ QV_AVX512 void beam_scores_avx512(const float* dots, const float* const* rows, s
     _mm512_storeu_ps(out + j, v);
     if (minima) minima[j / 16] = _mm512_reduce_min_ps(_mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), inf, v));
   }
-  for (; j < k; ++j) {
-    float acc = dots[j];
-    for (size_t m = 0; m < nrows; ++m) acc -= rows[m][j];
-    out[j] = norms[j] - 2 * acc;
-  }
+  beam_scores_range(dots, rows, nrows, norms, j, k, out);
 }
 
 }  // namespace

@@ -276,15 +276,22 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
     const PqParams pq = read_pq(spec, first, false);
     return std::make_unique<ProductQuantizer>(dim, pq.m, pq.nbits);
   }
-  if (first.name == "PCA") {
-    // "PCA<p>,<codec>": the codec after it works in p dimensions; its options are its own.
-    const size_t p = read_numbers(spec, first, 1, 1, 0, "PCA<p> followed by a codec, e.g. PCA128,RQ8x8")[0];
+  // The number of a wrapper component written "<name><n>,<codec>" (PCA, SPLIT): it takes no options of its own
+  // (they belong to the codec after it) and must be followed by a codec.
+  const auto wrapper_number = [&](const char* name, const char* form, const char* what_follows) {
+    const size_t n = read_numbers(spec, first, 1, 1, 0, form)[0];
     QV_CHECK(first.options.empty(), InvalidArgument,
-             "spec \"" << spec << "\": PCA" << p << " takes no options (\"" << first.options.begin()->first
+             "spec \"" << spec << "\": " << name << n << " takes no options (\"" << first.options.begin()->first
                        << "\" given); options belong to the codec after it");
     QV_CHECK(count >= 2, InvalidArgument,
-             "spec \"" << spec << "\": PCA" << p << " must be followed by the codec that encodes the projected vectors, e.g. PCA"
-                       << p << ",RQ8x8");
+             "spec \"" << spec << "\": " << name << n << " must be followed by " << what_follows << ", e.g. " << name
+                       << n << ",RQ8x8");
+    return n;
+  };
+  if (first.name == "PCA") {
+    // "PCA<p>,<codec>": the codec after it works in p dimensions; its options are its own.
+    const size_t p = wrapper_number("PCA", "PCA<p> followed by a codec, e.g. PCA128,RQ8x8",
+                                    "the codec that encodes the projected vectors");
     QV_CHECK(parts[1].name != "PCA", InvalidArgument, "spec \"" << spec << "\": PCA may appear only once");
     QV_CHECK(p >= 1 && p <= dim, InvalidArgument,
              "spec \"" << spec << "\": PCA" << p << " must keep between 1 and d = " << dim << " dimensions");
@@ -293,13 +300,8 @@ std::unique_ptr<Quantizer> build_codec(const std::string& spec, const std::vecto
   }
   if (first.name == "SPLIT") {
     // "SPLIT<P>,<codec>": P contiguous parts, each encoded by its own instance of the codec after it (split.h).
-    const size_t P = read_numbers(spec, first, 1, 1, 0, "SPLIT<P> followed by a codec, e.g. SPLIT2,RQ8x8")[0];
-    QV_CHECK(first.options.empty(), InvalidArgument,
-             "spec \"" << spec << "\": SPLIT" << P << " takes no options (\"" << first.options.begin()->first
-                       << "\" given); options belong to the codec after it");
-    QV_CHECK(count >= 2, InvalidArgument,
-             "spec \"" << spec << "\": SPLIT" << P << " must be followed by the codec that encodes each part, e.g. SPLIT"
-                       << P << ",RQ8x8");
+    const size_t P = wrapper_number("SPLIT", "SPLIT<P> followed by a codec, e.g. SPLIT2,RQ8x8",
+                                    "the codec that encodes each part");
     for (size_t c = 1; c < count; ++c)
       QV_CHECK(parts[c].name != "SPLIT", InvalidArgument, "spec \"" << spec << "\": SPLIT may appear only once");
     QV_CHECK(P >= 1 && P <= SplitQuantizer::kMaxParts && P <= dim, InvalidArgument,

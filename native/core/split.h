@@ -5,9 +5,9 @@
 // field) to every codec: product TRQ (local transforms inside each part), or PCA per part.
 //
 // Why: on Fashion-MNIST at 128 bits the best additive code splits the image in halves (faiss's and quiver's
-// PRQ2x8x8, 10-recall@10 0.67), while one RQ or TRQ over all 784 pixels stays near 0.65–0.66: the halves of an
-// image vary nearly independently, so two 64-bit codes spend their bits better than one 128-bit code, and each
-// half's beam search is a smaller problem. A PCA per half (SPLIT2,PCA128,…) then makes encoding several times
+// PRQ2x8x8), and one RQ or TRQ over all 784 pixels stays below it: the halves of an image vary nearly
+// independently, so two 64-bit codes spend their bits better than one 128-bit code, and each half's beam search
+// is a smaller problem. A PCA per half (SPLIT2,PCA128,…) then makes encoding several times
 // cheaper than PRQ over the raw pixels, where the PCA of the whole vector followed by a split does not work:
 // principal components are uncorrelated but far from independent, and splitting them loses (measured in
 // bench/results/accuracy-fashion-mnist/split/).
