@@ -1,4 +1,5 @@
-// Checks shared by the codec tests: round trips and ADC against exact distances to the decoded vectors.
+// Checks shared by the codec tests: round trips, ADC against exact distances to the decoded vectors, and a filled
+// index of a spec.
 #pragma once
 
 #include <algorithm>
@@ -6,8 +7,10 @@
 #include <vector>
 
 #include "check.h"
+#include "index.h"
 #include "quantizer.h"
 #include "simd.h"
+#include "spec.h"
 
 namespace qvtest {
 
@@ -25,6 +28,16 @@ inline std::vector<float> round_trip(const quiver::Quantizer& q, size_t n, const
   std::vector<float> decoded(n * q.dim());
   q.decode(n, codes->data(), decoded.data(), threads);
   return decoded;
+}
+
+// An L2 index of `spec` trained on x (n × d, 8 Lloyd iterations) with every row of x added (ids 0 … n−1).
+inline std::unique_ptr<quiver::Index> filled_index(const char* spec, size_t d, size_t n, const float* x) {
+  auto index = quiver::make_index(spec, d, quiver::Metric::L2);
+  quiver::TrainContext ctx;
+  ctx.iterations = 8;
+  index->train(n, x, ctx);
+  index->add(n, x, nullptr, nullptr, false, 0);
+  return index;
 }
 
 // ADC scores of every code equal the exact L2 / −inner product between the query and the decoded vector, up to

@@ -128,11 +128,7 @@ TEST_CASE("pca: wraps RQ and TRQ; save and load give the same codes; an index se
     qvtest::check_adc_matches_decoded(*loaded, 200, codes, decoded, x.data() + 7 * d, 1e-5);
   }
   // As an exhaustive index: the top-1 of a stored vector is itself or a vector with the same reconstruction.
-  auto index = make_index("PCA8,RQ3x6", d, Metric::L2);
-  TrainContext ctx;
-  ctx.iterations = 8;
-  index->train(n, x.data(), ctx);
-  index->add(n, x.data(), nullptr, nullptr, false, 0);
+  const auto index = qvtest::filled_index("PCA8,RQ3x6", d, n, x.data());
   std::vector<int64_t> labels(5);
   std::vector<float> distances(5);
   index->search(1, x.data(), 5, SearchParams{}, labels.data(), distances.data());

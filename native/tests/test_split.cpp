@@ -107,12 +107,8 @@ TEST_CASE("split: wraps PCA, RQ and TRQ; save and load give the same codes; exha
     qvtest::check_adc_matches_decoded(*loaded, 300, codes, decoded, x.data() + 11 * d, 1e-5, abs_tol);
   }
   for (const char* spec : {"SPLIT2,RQ2x6", "IVF4,SPLIT2,PQ2x4", "SPLIT2,PCA6,RQ2x6,Refine"}) {
-    auto index = make_index(spec, d, Metric::L2);
+    const auto index = qvtest::filled_index(spec, d, n, x.data());
     CHECK(index->spec() == spec);
-    TrainContext ctx;
-    ctx.iterations = 8;
-    index->train(n, x.data(), ctx);
-    index->add(n, x.data(), nullptr, nullptr, false, 0);
     std::vector<int64_t> labels(5);
     std::vector<float> distances(5);
     SearchParams params;
