@@ -65,11 +65,13 @@ struct TransformedResidualQuantizer::Scratch {
     if (q.has_seed_tables()) {
       const size_t words = q.fine_count_ * q.fine_rq_->ksub();
       seed_dots.resize(q.options_.beam * words);
-      word_terms.resize(q.options_.beam * words);
+      word_terms.resize(q.options_.beam * q.fine_rq_->ksub());
       back.resize(q.options_.beam * q.dim());
       projected.resize(q.tdim_);
       delta.resize(q.options_.beam * q.tdim_);
-      rotated.resize(q.options_.beam);
+      live_delta.resize(q.options_.beam * q.tdim_);
+      rotated_slot.resize(q.options_.beam);
+      seed_live.resize(q.options_.beam);
     }
     if (q.fine_pq_) {
       sub_scores.resize(q.fine_pq_->ksub());
@@ -79,10 +81,13 @@ struct TransformedResidualQuantizer::Scratch {
   std::vector<float> first_scores;  // kEncodeBlock rows × K1: first-level scores of a group of rows
   std::vector<uint32_t> order, candidates, tags;
   std::vector<float> ys, norms, residual, sub_scores;
-  // Seed-table route (build_seed_tables), per candidate with a transform: δ_b (delta), Pᵀδ_b (back), ⟨δ_b, P w⟩
-  // (word_terms), the candidate's index (rotated).
-  std::vector<float> seed_dots, word_terms, back, projected, delta;
-  std::vector<uint32_t> rotated;
+  // Seed-table route (build_seed_tables): each candidate's codeword products (seed_dots, beam × L·K, filled a
+  // stage at a time) and, per candidate with a transform (rotated_slot[b]: its row in delta and back, or −1):
+  // δ_b (delta), Pᵀδ_b (back); for one stage, the δ_b of the candidates still in the beam (live_delta, seed_live)
+  // and their ⟨δ_b, P w⟩ over the stage's K codewords (word_terms).
+  std::vector<float> seed_dots, word_terms, back, projected, delta, live_delta;
+  std::vector<int32_t> rotated_slot;
+  std::vector<uint8_t> seed_live;
   std::vector<uint32_t> pq_codes;
   std::unique_ptr<RQBeamSearch> search;
 };
@@ -333,16 +338,17 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, const float
   if (x_dots) {
     // Seed-table route (build_seed_tables): y_b = r_b + Pᵀδ_b with δ_b = (A_b − I)P r_b, and the seeds'
     // codeword products ⟨x, w⟩ − ⟨c_b, w⟩ + ⟨δ_b, P w⟩; then the beam search in cross-table mode.
-    const size_t p = tdim_, words = fine_count_ * fine_rq_->ksub();
-    // P r_b = P x − P c_b: P x once per row, P c_k from the table. The products over p (Pᵀδ_b and ⟨δ_b, P w⟩
-    // for every codeword) run for all transformed candidates together as transposed products, SIMD lanes over
-    // the d or L·K outputs and each pass over the table shared by the candidates.
+    const size_t p = tdim_, ksub = fine_rq_->ksub(), words = fine_count_ * ksub;
+    // P r_b = P x − P c_b: P x once per row, P c_k from the table. The products over p (Pᵀδ_b here, ⟨δ_b, P w⟩
+    // below) run for all transformed candidates together as transposed products, SIMD lanes over the d or K
+    // outputs and each pass over the table shared by the candidates.
     size_t rotated = 0;
     for (size_t b = 0; b < count; ++b) {
       const uint32_t k = s.candidates[b];
       const float* c = first_centroid(k);
       float* y = &s.ys[b * d];
       for (size_t t = 0; t < d; ++t) y[t] = x[t] - c[t];
+      s.rotated_slot[b] = -1;
       const float* rot = transform(k);
       if (!rot) continue;
       const float* pc = &projected_centroids_[size_t(k) * p];
@@ -350,30 +356,47 @@ void TransformedResidualQuantizer::encode_candidates(const float* x, const float
       float* delta = &s.delta[rotated * p];
       matvec(p, p, rot, s.projected.data(), delta);
       for (size_t i = 0; i < p; ++i) delta[i] -= s.projected[i];
-      s.rotated[rotated++] = uint32_t(b);
+      s.rotated_slot[b] = int32_t(rotated++);
     }
-    if (rotated > 0) {
-      kern.dot_transposed_batch(s.delta.data(), rotated, p, basis_.data(), p, d, d, s.back.data(), d);
-      kern.dot_transposed_batch(s.delta.data(), rotated, p, projected_words_.data(), p, words, words,
-                                s.word_terms.data(), words);
-    }
-    for (size_t b = 0, m = 0; b < count; ++b) {
-      const float* centroid_dots = &centroid_word_dots_[size_t(s.candidates[b]) * words];
+    if (rotated > 0) kern.dot_transposed_batch(s.delta.data(), rotated, p, basis_.data(), p, d, d, s.back.data(), d);
+    for (size_t b = 0; b < count; ++b) {
       float* y = &s.ys[b * d];
-      float* dots = &s.seed_dots[b * words];
-      if (m < rotated && s.rotated[m] == b) {
-        const float* back = &s.back[m * d];
-        const float* terms = &s.word_terms[m * words];
+      if (s.rotated_slot[b] >= 0) {
+        const float* back = &s.back[size_t(s.rotated_slot[b]) * d];
         for (size_t t = 0; t < d; ++t) y[t] += back[t];
-        for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j] + terms[j];
-        ++m;
-      } else {
-        for (size_t j = 0; j < words; ++j) dots[j] = x_dots[j] - centroid_dots[j];
       }
       s.norms[b] = kern.dot(y, y, d);
     }
+    // A seed's products with stage l's codewords are needed only while some entry of the beam descends from
+    // it, and after the first stage the beam usually holds the descendants of one or two candidates: each
+    // stage's K products are filled just before the step, for the seeds that are still in the beam.
     s.search->start_seeds(count, s.ys.data(), s.norms.data(), s.seed_dots.data());
-    for (size_t l = 0; l < fine_count_; ++l) s.search->step(l, options_.beam);
+    for (size_t l = 0; l < fine_count_; ++l) {
+      std::fill(s.seed_live.begin(), s.seed_live.begin() + count, uint8_t(0));
+      for (size_t e = 0; e < s.search->size(); ++e) s.seed_live[s.search->tag(e)] = 1;
+      size_t live_rotated = 0;
+      for (size_t b = 0; b < count; ++b)
+        if (s.seed_live[b] && s.rotated_slot[b] >= 0) {
+          std::memcpy(&s.live_delta[live_rotated * p], &s.delta[size_t(s.rotated_slot[b]) * p], p * sizeof(float));
+          ++live_rotated;
+        }
+      if (live_rotated > 0)
+        kern.dot_transposed_batch(s.live_delta.data(), live_rotated, p, projected_words_.data() + l * ksub, p, ksub,
+                                  words, s.word_terms.data(), ksub);
+      const float* word_dots = x_dots + l * ksub;
+      for (size_t b = 0, m = 0; b < count; ++b) {
+        if (!s.seed_live[b]) continue;
+        const float* centroid_dots = &centroid_word_dots_[size_t(s.candidates[b]) * words + l * ksub];
+        float* dots = &s.seed_dots[b * words + l * ksub];
+        if (s.rotated_slot[b] >= 0) {
+          const float* terms = &s.word_terms[m++ * ksub];
+          for (size_t j = 0; j < ksub; ++j) dots[j] = word_dots[j] - centroid_dots[j] + terms[j];
+        } else {
+          for (size_t j = 0; j < ksub; ++j) dots[j] = word_dots[j] - centroid_dots[j];
+        }
+      }
+      s.search->step(l, options_.beam);
+    }
     s.search->finish();
     take_search_result();
     return;
