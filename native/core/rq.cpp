@@ -80,6 +80,57 @@ float minimum_of_16(const float* scores) {
   return a[0];
 }
 
+// The kth smallest (kth ≥ 1, repeats counted) of the values below +infinity in values[0 … n) — NaNs and
+// +infinity do not count — or +infinity when fewer than kth are. A selection bound is data-dependent compares
+// through and through; an insertion into the kth smallest so far mispredicts on most of them, so short inputs
+// go by repeated extraction of the minimum instead: each pass takes the smallest value left with 4-lane
+// compares, counts its copies and removes them, and the only branch is the loop's end. Passes cost n/4 vector
+// operations each and up to kth run, so long inputs (n·kth past kMaxExtraction) take the insertion.
+float kth_smallest_below_infinity(const float* values, size_t n, size_t kth, std::vector<float>& scratch) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  constexpr size_t kMaxExtraction = 2048;
+  if (n * kth > kMaxExtraction) {
+    scratch.resize(kth);
+    size_t filled = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float m = values[i];
+      if (!(m < (filled == kth ? scratch[kth - 1] : inf))) continue;
+      size_t at = filled < kth ? filled++ : kth - 1;
+      for (; at > 0 && scratch[at - 1] > m; --at) scratch[at] = scratch[at - 1];
+      scratch[at] = m;
+    }
+    return filled == kth ? scratch[kth - 1] : inf;
+  }
+  typedef int32_t Int4 __attribute__((vector_size(16)));
+  const Float4 infinities = {inf, inf, inf, inf};
+  const size_t groups = (n + 3) / 4;
+  scratch.resize(groups * 4);
+  for (size_t i = 0; i < n; ++i) scratch[i] = values[i] < inf ? values[i] : inf;  // NaN → +infinity
+  for (size_t i = n; i < groups * 4; ++i) scratch[i] = inf;
+  for (size_t remaining = kth;;) {
+    Float4 low = infinities;
+    for (size_t g = 0; g < groups; ++g) {
+      const Float4 v = load4(&scratch[g * 4]);
+      low = v < low ? v : low;
+    }
+    float minimum = low[0];
+    for (int i = 1; i < 4; ++i) minimum = low[i] < minimum ? low[i] : minimum;
+    if (!(minimum < inf)) return inf;
+    const Float4 target = {minimum, minimum, minimum, minimum};
+    Int4 copies = {0, 0, 0, 0};
+    for (size_t g = 0; g < groups; ++g) {
+      Float4 v = load4(&scratch[g * 4]);
+      const Int4 hit = v == target;  // −1 per lane that holds the minimum
+      copies -= hit;
+      v = hit ? infinities : v;
+      std::memcpy(&scratch[g * 4], &v, sizeof(v));
+    }
+    const size_t count = size_t(copies[0] + copies[1] + copies[2] + copies[3]);
+    if (count >= remaining) return minimum;
+    remaining -= count;
+  }
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------- RQBeamSearch
@@ -144,13 +195,14 @@ void RQBeamSearch::select(size_t width, bool minima_ready) {
       std::push_heap(heap_.begin(), heap_.end(), better);
     }
   };
-  const size_t chunks = k % 16 == 0 ? count_ * (k / 16) : 0;
+  const size_t chunks_per_entry = k % 16 == 0 ? k / 16 : 0, chunks = count_ * chunks_per_entry;
   if (chunks >= keep) {
     // A bound first: the minimum of each chunk of sixteen candidates is a candidate, so `keep` chunk minima at
     // or below some value mean that `keep` candidates are, and no candidate above the keep-th smallest chunk
     // minimum can be kept. That bound is tight (few of count·K candidates make the beam, and they sit in
-    // few chunks): the heap sees only the candidates at or below it, in the same order as a full scan, and
-    // keeps what a full scan would. Chunks whose minimum is above it are skipped whole.
+    // few chunks), so only the candidates at or below it are collected, chunks whose minimum is above it
+    // skipped whole; sorted in the heap's order, the first `keep` of them are what a full pass through the
+    // heap keeps.
     // The minima of the scores (from step()'s kernel, or computed here) become those of the distances by
     // adding the entry's distance: rounding is monotonic, so fl(d + min s) = min fl(d + s).
     if (!minima_ready) {
@@ -158,30 +210,31 @@ void RQBeamSearch::select(size_t width, bool minima_ready) {
       for (size_t c = 0; c < chunks; ++c) minima_[c] = minimum_of_16(&scores_[c * 16]);
     }
     for (size_t e = 0, c = 0; e < count_; ++e)
-      for (size_t j = 0; j < k; j += 16, ++c) minima_[c] += dists_[e];
-    // The keep-th smallest: an insertion into the `keep` smallest so far (most minima fail the first compare).
+      for (size_t j = 0; j < chunks_per_entry; ++j, ++c) minima_[c] += dists_[e];
     // Only minima below +infinity count (a chunk of NaNs reports +infinity, and NaN distances give NaN).
-    ordered_minima_.resize(keep);
-    size_t filled = 0;
-    for (size_t c = 0; c < chunks; ++c) {
-      const float m = minima_[c];
-      if (!(m < (filled == keep ? ordered_minima_[keep - 1] : std::numeric_limits<float>::infinity()))) continue;
-      size_t at = filled < keep ? filled++ : keep - 1;
-      for (; at > 0 && ordered_minima_[at - 1] > m; --at) ordered_minima_[at] = ordered_minima_[at - 1];
-      ordered_minima_[at] = m;
-    }
-    if (filled == keep) {
-      const float limit = ordered_minima_[keep - 1];
-      for (size_t e = 0, c = 0; e < count_; ++e)
+    const float limit = kth_smallest_below_infinity(minima_.data(), chunks, keep, bound_scratch_);
+    if (limit < std::numeric_limits<float>::infinity()) {
+      pool_.resize(count_ * k);
+      size_t pooled = 0;
+      for (size_t e = 0, c = 0; e < count_; ++e) {
+        const float base = dists_[e];
         for (size_t j = 0; j < k; j += 16, ++c) {
           if (!(minima_[c] <= limit)) continue;
-          for (size_t t = j; t < j + 16; ++t) {
-            const float dist = dists_[e] + scores_[e * k + t];
-            if (dist <= limit) offer(dist, e, t);
+          const float* sc = &scores_[e * k + j];
+          for (size_t t = 0; t < 16; ++t) {  // branch-free: whether a candidate passes is a coin toss
+            const float dist = base + sc[t];
+            pool_[pooled] = Candidate{dist, uint32_t(e), uint32_t(j + t)};
+            pooled += dist <= limit;
           }
         }
-      std::sort_heap(heap_.begin(), heap_.end(), better);
-      return;
+      }
+      // At least `keep` candidates passed, one per counted chunk minimum (the check only guards that
+      // reasoning); the best come out in order.
+      if (pooled >= keep) {
+        std::partial_sort(pool_.begin(), pool_.begin() + keep, pool_.begin() + pooled, better);
+        heap_.assign(pool_.begin(), pool_.begin() + keep);
+        return;
+      }
     }
   }
   // Few candidates (K < 16, fewer chunks than the beam, or too few finite distances for a bound): every one

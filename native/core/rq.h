@@ -129,7 +129,10 @@ class RQBeamSearch {
   std::vector<float> residuals_, dists_, next_residuals_, next_dists_, scores_;
   std::vector<uint32_t> paths_, tags_, next_paths_, next_tags_;
   std::vector<Candidate> heap_;
-  std::vector<float> minima_, ordered_minima_;  // select(): the smallest distance of each chunk of 16 candidates
+  // select(): the smallest distance of each chunk of 16 candidates, scratch for the bound, and the candidates at
+  // or below the bound
+  std::vector<float> minima_, bound_scratch_;
+  std::vector<Candidate> pool_;
   std::vector<const float*> rows_;   // step(): an entry's cross-table rows, one per earlier stage
   const float* x_ = nullptr;       // the vector being encoded by start()/step()
   const float* x_dots_ = nullptr;  // its inner products with every codeword, in cross-table mode
