@@ -326,6 +326,17 @@ void RQBeamSearch::step(size_t l, size_t width) {
   }
   select(width, chunked);
   advance(l, false);
+  // The next step reads l + 1 rows of K floats per entry from cross tables of megabytes, mostly past the L2
+  // cache, and its sums wait on those loads: asking for them now overlaps them with whatever the caller does
+  // between steps (TRQ fills the next stage's codeword products) and with each other.
+  if (l + 1 < stages_)
+    for (size_t e = 0; e < count_; ++e) {
+      const uint32_t* path = &paths_[e * stages_];
+      for (size_t m = 0; m <= l; ++m) {
+        const float* row = rq_.cross_table(m, l + 1) + size_t(path[m]) * k;
+        for (size_t j = 0; j < k; j += 16) __builtin_prefetch(row + j);
+      }
+    }
 }
 
 void RQBeamSearch::finish() {
