@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 
 #include "bitpack.h"
 #include "error.h"
@@ -653,6 +654,38 @@ double ResidualQuantizer::refit(size_t n, const float* x, uint32_t* codes, size_
 // The scan's chain of k dependent compares costs as much as a stage's dot products at d = 128. Here four
 // registers of running minima find the value, then a pass over groups of sixteen finds the first group, and in
 // it the first index, that holds it: the scan's choice, NaNs skipped alike.
+void smallest_ids(const float* values, size_t n, size_t count, uint32_t* ids, SelectionScratch& scratch) {
+  const auto before = [values](uint32_t a, uint32_t b) {
+    return values[a] < values[b] || (values[a] == values[b] && a < b);
+  };
+  std::vector<uint32_t>& found = scratch.ids;
+  found.resize(n);
+  const size_t chunks = n % 16 == 0 ? n / 16 : 0;
+  if (chunks >= count) {
+    scratch.minima.resize(chunks);
+    for (size_t c = 0; c < chunks; ++c) scratch.minima[c] = minimum_of_16(values + c * 16);
+    const float limit = kth_smallest_below_infinity(scratch.minima.data(), chunks, count, scratch.bound);
+    if (limit < std::numeric_limits<float>::infinity()) {
+      size_t passed = 0;
+      for (size_t c = 0; c < chunks; ++c) {
+        if (!(scratch.minima[c] <= limit)) continue;
+        for (size_t t = c * 16; t < c * 16 + 16; ++t) {
+          found[passed] = uint32_t(t);
+          passed += values[t] <= limit;
+        }
+      }
+      if (passed >= count) {  // always (one per counted chunk minimum); the check only guards that reasoning
+        std::partial_sort(found.begin(), found.begin() + count, found.begin() + passed, before);
+        std::copy(found.begin(), found.begin() + count, ids);
+        return;
+      }
+    }
+  }
+  std::iota(found.begin(), found.end(), 0u);
+  std::partial_sort(found.begin(), found.begin() + count, found.end(), before);
+  std::copy(found.begin(), found.begin() + count, ids);
+}
+
 size_t first_minimum(float base, const float* scores, size_t k) {
   const float first = base + scores[0];
   const Float4 bias = {base, base, base, base};

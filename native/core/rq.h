@@ -229,6 +229,17 @@ class ResidualQuantizer : public Quantizer {
 // choice RQBeamSearch makes with width 1, found with SIMD (rq.cpp).
 size_t first_minimum(float base, const float* scores, size_t k);
 
+// Scratch buffers of smallest_ids (kept by the caller so that repeated calls do not allocate).
+struct SelectionScratch {
+  std::vector<float> minima, bound;
+  std::vector<uint32_t> ids;
+};
+// The ids of the `count` smallest of values[0 … n) (1 ≤ count ≤ n) into ids (count values), smallest first, ties
+// to the lower id: what a partial sort of the ids by (value, id) gives when the values are not NaN. Bounded like
+// the beam search's selection (rq.cpp): the count-th smallest minimum of the chunks of 16 values limits which
+// values are looked at, so a few dozen ids are sorted instead of n.
+void smallest_ids(const float* values, size_t n, size_t count, uint32_t* ids, SelectionScratch& scratch);
+
 // Parses a norm option value: "f32" or "u8" (throws InvalidArgument otherwise).
 NormStorage parse_norm_storage(const std::string& value);
 

@@ -59,7 +59,7 @@ std::string format_number(double value) {
 
 struct TransformedResidualQuantizer::Scratch {
   explicit Scratch(const TransformedResidualQuantizer& q)
-      : first_scores(ResidualQuantizer::kEncodeBlock * q.k1_), order(q.k1_), candidates(q.options_.beam),
+      : first_scores(ResidualQuantizer::kEncodeBlock * q.k1_), candidates(q.options_.beam),
         tags(q.options_.beam), ys(q.options_.beam * q.dim()), norms(q.options_.beam), residual(q.dim()) {
     if (q.fine_rq_) search = std::make_unique<RQBeamSearch>(*q.fine_rq_);
     if (q.has_seed_tables()) {
@@ -79,7 +79,8 @@ struct TransformedResidualQuantizer::Scratch {
     }
   }
   std::vector<float> first_scores;  // kEncodeBlock rows × K1: first-level scores of a group of rows
-  std::vector<uint32_t> order, candidates, tags;
+  std::vector<uint32_t> candidates, tags;
+  SelectionScratch selection;  // select_candidates()
   std::vector<float> ys, norms, residual, sub_scores;
   // Seed-table route (build_seed_tables): each candidate's codeword products (seed_dots, beam × L·K, filled a
   // stage at a time) and, per candidate with a transform (rotated_slot[b]: its row in delta and back, or −1):
@@ -219,11 +220,7 @@ void TransformedResidualQuantizer::select_candidates(const float* scores, Scratc
     candidates[0] = uint32_t(first_minimum(0.0f, scores, k1_));
     return;
   }
-  std::iota(s.order.begin(), s.order.end(), 0u);
-  std::partial_sort(s.order.begin(), s.order.begin() + count, s.order.end(), [&](uint32_t a, uint32_t b) {
-    return scores[a] < scores[b] || (scores[a] == scores[b] && a < b);
-  });
-  std::copy(s.order.begin(), s.order.begin() + count, candidates);
+  smallest_ids(scores, k1_, count, candidates, s.selection);
 }
 
 void TransformedResidualQuantizer::encode_range(

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "bitpack.h"
 #include "check.h"
@@ -282,6 +283,33 @@ TEST_CASE("rq: first_minimum picks what a strict-< scan picks: first of ties, Na
     }
   }
   CHECK(checked == 12 * 40);
+}
+
+TEST_CASE("rq: smallest_ids gives a partial sort by (value, id): ties, +infinity, lengths with and without chunks") {
+  Rng rng(9);
+  const float inf = std::numeric_limits<float>::infinity();
+  SelectionScratch scratch;
+  size_t checked = 0;
+  for (size_t n : {1, 5, 16, 40, 64, 256, 1024}) {
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> values(n);
+      // Few distinct values (ties across and within chunks), or many; some +infinity.
+      for (float& v : values) v = trial % 2 ? float(rng.next() % 5) : float(rng.next() % 100000) * 0.01f - 300.0f;
+      if (trial % 3 == 0)
+        for (size_t j = 0; j < n; j += 3 + trial % 5) values[j] = inf;
+      std::vector<uint32_t> reference(n);
+      std::iota(reference.begin(), reference.end(), 0u);
+      std::stable_sort(reference.begin(), reference.end(), [&](uint32_t a, uint32_t b) { return values[a] < values[b]; });
+      for (size_t count : {size_t(1), size_t(2), size_t(6), size_t(16), size_t(17), n}) {
+        if (count > n) continue;
+        std::vector<uint32_t> ids(count);
+        smallest_ids(values.data(), n, count, ids.data(), scratch);
+        CHECK_MSG(std::equal(ids.begin(), ids.end(), reference.begin()), "n " << n << " count " << count << " trial " << trial);
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked > 400);
 }
 
 TEST_CASE("rq: the greedy block encoder gives the codes and errors of a width-1 beam search per vector") {
