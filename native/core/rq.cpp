@@ -234,18 +234,24 @@ void RQBeamSearch::select(size_t width, bool minima_ready) {
     // Only minima below +infinity count (a chunk of NaNs reports +infinity, and NaN distances give NaN).
     const float limit = kth_smallest_below_infinity(minima_.data(), chunks, keep, bound_scratch_);
     if (limit < std::numeric_limits<float>::infinity()) {
+      // Whether a chunk or a candidate passes is a coin toss to the branch predictor: both filters write
+      // every index and advance only past those that pass.
+      passing_chunks_.resize(chunks);
+      size_t passing = 0;
+      for (size_t c = 0; c < chunks; ++c) {
+        passing_chunks_[passing] = uint32_t(c);
+        passing += minima_[c] <= limit;
+      }
       pool_.resize(count_ * k);
       size_t pooled = 0;
-      for (size_t e = 0, c = 0; e < count_; ++e) {
+      for (size_t i = 0; i < passing; ++i) {
+        const size_t c = passing_chunks_[i], e = c / chunks_per_entry, first = (c % chunks_per_entry) * 16;
         const float base = dists_[e];
-        for (size_t j = 0; j < k; j += 16, ++c) {
-          if (!(minima_[c] <= limit)) continue;
-          const float* sc = &scores_[e * k + j];
-          for (size_t t = 0; t < 16; ++t) {  // branch-free: whether a candidate passes is a coin toss
-            const float dist = base + sc[t];
-            pool_[pooled] = Candidate{dist, uint32_t(e), uint32_t(j + t)};
-            pooled += dist <= limit;
-          }
+        const float* sc = &scores_[e * k + first];
+        for (size_t t = 0; t < 16; ++t) {
+          const float dist = base + sc[t];
+          pool_[pooled] = Candidate{dist, uint32_t(e), uint32_t(first + t)};
+          pooled += dist <= limit;
         }
       }
       // At least `keep` candidates passed, one per counted chunk minimum (the check only guards that

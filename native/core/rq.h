@@ -129,9 +129,10 @@ class RQBeamSearch {
   std::vector<float> residuals_, dists_, next_residuals_, next_dists_, scores_;
   std::vector<uint32_t> paths_, tags_, next_paths_, next_tags_;
   std::vector<Candidate> heap_;
-  // select(): the smallest distance of each chunk of 16 candidates, scratch for the bound, and the candidates at
-  // or below the bound
+  // select(): the smallest distance of each chunk of 16 candidates, scratch for the bound, the chunks whose
+  // minimum is at or below the bound, and the candidates that are
   std::vector<float> minima_, bound_scratch_;
+  std::vector<uint32_t> passing_chunks_;
   std::vector<Candidate> pool_;
   std::vector<const float*> rows_;   // step(): an entry's cross-table rows, one per earlier stage
   const float* x_ = nullptr;       // the vector being encoded by start()/step()
