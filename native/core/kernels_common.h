@@ -24,6 +24,67 @@ inline void beam_scores_range(const float* dots, const float* const* rows, size_
   }
 }
 
+// kth_smallest (simd.h) with four-float vectors of the compiler's vector extension (SSE on x86-64, NEON on
+// AArch64) and four independent accumulators, so that the passes are not one chain of dependent minima; the
+// tail one value at a time. NaNs fail every compare used here, so they are never counted nor taken as a level.
+inline float kth_smallest_lanes4(const float* values, size_t n, size_t kth) {
+  typedef float Lanes __attribute__((vector_size(16)));
+  typedef int32_t Mask __attribute__((vector_size(16)));
+  const float inf = __builtin_inff();
+  const Lanes none = {inf, inf, inf, inf};
+  const size_t body = n & ~size_t(15);
+  const auto load = [values](size_t i) {
+    Lanes v;
+    __builtin_memcpy(&v, values + i, sizeof(v));
+    return v;
+  };
+  const auto fold = [](Lanes a, Lanes b, Lanes c, Lanes d) {
+    a = b < a ? b : a;
+    c = d < c ? d : c;
+    a = c < a ? c : a;
+    float m = a[0];
+    for (int i = 1; i < 4; ++i) m = a[i] < m ? a[i] : m;
+    return m;
+  };
+  Lanes m0 = none, m1 = none, m2 = none, m3 = none;
+  for (size_t i = 0; i < body; i += 16) {
+    const Lanes v0 = load(i), v1 = load(i + 4), v2 = load(i + 8), v3 = load(i + 12);
+    m0 = v0 < m0 ? v0 : m0;
+    m1 = v1 < m1 ? v1 : m1;
+    m2 = v2 < m2 ? v2 : m2;
+    m3 = v3 < m3 ? v3 : m3;
+  }
+  float level = fold(m0, m1, m2, m3);
+  for (size_t i = body; i < n; ++i) level = values[i] < level ? values[i] : level;
+  for (size_t remaining = kth;;) {
+    if (!(level < inf)) return inf;
+    const Lanes target = {level, level, level, level};
+    Mask copies = {0, 0, 0, 0};
+    m0 = m1 = m2 = m3 = none;
+    // Per lane: −1 where it holds the level (counted), and the smallest value above it.
+    const auto visit = [&](const Lanes x, Lanes& next) {
+      copies -= x == target;
+      next = (x > target) & (x < next) ? x : next;
+    };
+    for (size_t i = 0; i < body; i += 16) {
+      visit(load(i), m0);
+      visit(load(i + 4), m1);
+      visit(load(i + 8), m2);
+      visit(load(i + 12), m3);
+    }
+    size_t count = size_t(copies[0] + copies[1] + copies[2] + copies[3]);
+    float next = fold(m0, m1, m2, m3);
+    for (size_t i = body; i < n; ++i) {
+      const float x = values[i];
+      count += x == level;
+      next = x > level && x < next ? x : next;
+    }
+    if (count >= remaining) return level;
+    remaining -= count;
+    level = next;
+  }
+}
+
 // 8-bit ADC, out[i] = Σ_m lut[m·256 + codes[i·m_count + m]]: table look-ups have no fast vector form on x86
 // (gathers are micro-coded) nor on NEON, so this scores 4 codes at once with 8 independent partial sums (even and
 // odd sub-quantizers apart): the float additions no longer wait on each other and the load ports stay busy. Every

@@ -205,7 +205,8 @@ const Kernels kNeonKernels = {l2sqr_neon,
                               lut16_quantize_reference,
                               queries_by_pairs<l2sqr_neon>,
                               queries_by_pairs<dot_neon>,
-                              beam_scores_reference};
+                              beam_scores_reference,
+                              kth_smallest_lanes4};
 
 }  // namespace quiver
 

@@ -173,6 +173,6 @@ const Kernels kScalarKernels = {l2sqr_scalar,       dot_scalar,         dot_tran
                                 l2sqr_f16_scalar,   dot_f16_scalar,     l2sqr_sq8_scalar,
                                 dot_sq8_scalar,     lut16_sum_range_scalar, lut16_quantize_scalar,
                                 queries_by_pairs<l2sqr_scalar>, queries_by_pairs<dot_scalar>,
-                                beam_scores_scalar};
+                                beam_scores_scalar, kth_smallest_lanes4};
 
 }  // namespace quiver

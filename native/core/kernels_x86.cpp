@@ -1111,6 +1111,76 @@ QV_AVX512 void beam_scores_avx512(const float* dots, const float* const* rows, s
   beam_scores_range(dots, rows, nrows, norms, j, k, out);
 }
 
+// kth_smallest (simd.h), eight or sixteen lanes with two accumulators. NaN lanes fail the ordered compares and
+// min_ps returns its second operand (the accumulator) when the first is NaN, so NaNs are never counted nor taken
+// as a level; the AVX-512 tail loads +infinity into its missing lanes, which never count either.
+QV_AVX2 float kth_smallest_avx2(const float* values, size_t n, size_t kth) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const __m256 none = _mm256_set1_ps(inf);
+  const size_t body = n & ~size_t(15);
+  __m256 m0 = none, m1 = none;
+  for (size_t i = 0; i < body; i += 16) {
+    m0 = _mm256_min_ps(_mm256_loadu_ps(values + i), m0);
+    m1 = _mm256_min_ps(_mm256_loadu_ps(values + i + 8), m1);
+  }
+  float level = hmin256(_mm256_min_ps(m0, m1));
+  for (size_t i = body; i < n; ++i) level = values[i] < level ? values[i] : level;
+  for (size_t remaining = kth;;) {
+    if (!(level < inf)) return inf;
+    const __m256 target = _mm256_set1_ps(level);
+    size_t count = 0;
+    m0 = m1 = none;
+    for (size_t i = 0; i < body; i += 16) {
+      const __m256 v0 = _mm256_loadu_ps(values + i), v1 = _mm256_loadu_ps(values + i + 8);
+      count += size_t(__builtin_popcount(unsigned(_mm256_movemask_ps(_mm256_cmp_ps(v0, target, _CMP_EQ_OQ))))) +
+               size_t(__builtin_popcount(unsigned(_mm256_movemask_ps(_mm256_cmp_ps(v1, target, _CMP_EQ_OQ)))));
+      m0 = _mm256_blendv_ps(m0, _mm256_min_ps(v0, m0), _mm256_cmp_ps(v0, target, _CMP_GT_OQ));
+      m1 = _mm256_blendv_ps(m1, _mm256_min_ps(v1, m1), _mm256_cmp_ps(v1, target, _CMP_GT_OQ));
+    }
+    float next = hmin256(_mm256_min_ps(m0, m1));
+    for (size_t i = body; i < n; ++i) {
+      const float x = values[i];
+      count += x == level;
+      next = x > level && x < next ? x : next;
+    }
+    if (count >= remaining) return level;
+    remaining -= count;
+    level = next;
+  }
+}
+
+QV_AVX512 float kth_smallest_avx512(const float* values, size_t n, size_t kth) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const __m512 none = _mm512_set1_ps(inf);
+  const size_t body = n & ~size_t(31);
+  const size_t rest = n - body;  // < 32: up to two masked blocks
+  const __mmask16 tail0 = __mmask16(rest >= 16 ? 0xFFFFu : (1u << rest) - 1);
+  const __mmask16 tail1 = __mmask16(rest > 16 ? (1u << (rest - 16)) - 1 : 0);
+  const __m512 t0 = _mm512_mask_loadu_ps(none, tail0, values + body);
+  const __m512 t1 = _mm512_mask_loadu_ps(none, tail1, tail1 ? values + body + 16 : values);
+  __m512 m0 = _mm512_min_ps(t0, none), m1 = _mm512_min_ps(t1, none);
+  for (size_t i = 0; i < body; i += 32) {
+    m0 = _mm512_min_ps(_mm512_loadu_ps(values + i), m0);
+    m1 = _mm512_min_ps(_mm512_loadu_ps(values + i + 16), m1);
+  }
+  float level = _mm512_reduce_min_ps(_mm512_min_ps(m0, m1));
+  for (size_t remaining = kth;;) {
+    if (!(level < inf)) return inf;
+    const __m512 target = _mm512_set1_ps(level);
+    const auto visit = [&](const __m512 v, __m512& next) QV_AVX512 {
+      next = _mm512_mask_min_ps(next, _mm512_cmp_ps_mask(v, target, _CMP_GT_OQ), v, next);
+      return size_t(__builtin_popcount(unsigned(_mm512_cmp_ps_mask(v, target, _CMP_EQ_OQ))));
+    };
+    m0 = m1 = none;
+    size_t count = visit(t0, m0) + visit(t1, m1);
+    for (size_t i = 0; i < body; i += 32)
+      count += visit(_mm512_loadu_ps(values + i), m0) + visit(_mm512_loadu_ps(values + i + 16), m1);
+    if (count >= remaining) return level;
+    remaining -= count;
+    level = _mm512_reduce_min_ps(_mm512_min_ps(m0, m1));
+  }
+}
+
 }  // namespace
 
 const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed_avx2,
@@ -1120,7 +1190,8 @@ const Kernels kAvx2Kernels = {l2sqr_avx2,       dot_avx2,         dot_transposed
                               false,            dot_transposed_batch_avx2,
                               l2sqr_f16_avx2,   dot_f16_avx2,     l2sqr_sq8_avx2,
                               dot_sq8_avx2,     lut16_sum_range_avx2, lut16_quantize_avx2,
-                              l2sqr_queries_avx2, dot_queries_avx2, beam_scores_avx2};
+                              l2sqr_queries_avx2, dot_queries_avx2, beam_scores_avx2,
+                              kth_smallest_avx2};
 // The 8-bit float ADC scan is bound by table loads, which AVX-512 does not make faster: it shares the AVX2
 // kernel. With VBMI, scans prune on uint8 tables first (adc_sums_u8_vbmi) and score only what may qualify.
 const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
@@ -1130,7 +1201,8 @@ const Kernels kAvx512Kernels = {l2sqr_avx512,     dot_avx512,         dot_transp
                                 false,            dot_transposed_batch_avx512,
                                 l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
                                 dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
-                                l2sqr_queries_avx512, dot_queries_avx512, beam_scores_avx512};
+                                l2sqr_queries_avx512, dot_queries_avx512, beam_scores_avx512,
+                                kth_smallest_avx512};
 const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_transposed_avx512,
                                     l2sqr_transposed_avx512,
                                     adc_scan_u8_avx2, fastscan_u4_avx512, fastscan_exact_u4_avx512,
@@ -1138,7 +1210,8 @@ const Kernels kAvx512VbmiKernels = {l2sqr_avx512,     dot_avx512,         dot_tr
                                     true,             dot_transposed_batch_avx512,
                                     l2sqr_f16_avx512, dot_f16_avx512,     l2sqr_sq8_avx512,
                                     dot_sq8_avx512,   lut16_sum_range_avx512, lut16_quantize_avx512,
-                                    l2sqr_queries_avx512, dot_queries_avx512, beam_scores_avx512};
+                                    l2sqr_queries_avx512, dot_queries_avx512, beam_scores_avx512,
+                                kth_smallest_avx512};
 
 }  // namespace quiver
 

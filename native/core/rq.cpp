@@ -81,74 +81,23 @@ float minimum_of_16(const float* scores) {
   return a[0];
 }
 
-// The kth smallest (kth ≥ 1, repeats counted) of the values below +infinity in values[0 … n) — NaNs and
-// +infinity do not count — or +infinity when fewer than kth are. A selection bound is data-dependent compares
-// through and through; an insertion into the kth smallest so far mispredicts on most of them, so short inputs
-// go level by level instead: from the smallest value, each pass counts the copies of the current level and
-// finds the next larger value with 4-lane compares (four independent lanes of accumulators, so the passes are
-// not one long chain of dependent minima), and the only branch is the loop's end. Passes cost n/4 vector
-// operations each and up to kth run, so long inputs (n·kth past kMaxLevels) take the insertion.
+// Kernels::kth_smallest (simd.h) for short inputs: its passes cost n/lanes vector operations each and up to kth
+// run, so long inputs (n·kth past kMaxLevels) take an insertion into the kth smallest so far (scratch: kth
+// floats), whose compares mispredict but which reads the values once.
 float kth_smallest_below_infinity(const float* values, size_t n, size_t kth, std::vector<float>& scratch) {
-  constexpr float inf = std::numeric_limits<float>::infinity();
   constexpr size_t kMaxLevels = 2048;
-  if (n * kth > kMaxLevels) {
-    scratch.resize(kth);
-    size_t filled = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const float m = values[i];
-      if (!(m < (filled == kth ? scratch[kth - 1] : inf))) continue;
-      size_t at = filled < kth ? filled++ : kth - 1;
-      for (; at > 0 && scratch[at - 1] > m; --at) scratch[at] = scratch[at - 1];
-      scratch[at] = m;
-    }
-    return filled == kth ? scratch[kth - 1] : inf;
+  if (n * kth <= kMaxLevels) return kernels().kth_smallest(values, n, kth);
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  scratch.resize(kth);
+  size_t filled = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float m = values[i];
+    if (!(m < (filled == kth ? scratch[kth - 1] : inf))) continue;
+    size_t at = filled < kth ? filled++ : kth - 1;
+    for (; at > 0 && scratch[at - 1] > m; --at) scratch[at] = scratch[at - 1];
+    scratch[at] = m;
   }
-  typedef int32_t Int4 __attribute__((vector_size(16)));
-  const Float4 infinities = {inf, inf, inf, inf};
-  const size_t blocks = (n + 15) / 16;  // of four 4-lane groups
-  scratch.resize(blocks * 16);
-  for (size_t i = 0; i < n; ++i) scratch[i] = values[i] < inf ? values[i] : inf;  // NaN → +infinity
-  for (size_t i = n; i < blocks * 16; ++i) scratch[i] = inf;
-  const float* v = scratch.data();
-  const auto fold = [](Float4 a, Float4 b, Float4 c, Float4 d) {
-    a = b < a ? b : a;
-    c = d < c ? d : c;
-    a = c < a ? c : a;
-    float m = a[0];
-    for (int i = 1; i < 4; ++i) m = a[i] < m ? a[i] : m;
-    return m;
-  };
-  Float4 m0 = infinities, m1 = infinities, m2 = infinities, m3 = infinities;
-  for (size_t b = 0; b < blocks; ++b) {
-    const Float4 v0 = load4(v + b * 16), v1 = load4(v + b * 16 + 4), v2 = load4(v + b * 16 + 8),
-                 v3 = load4(v + b * 16 + 12);
-    m0 = v0 < m0 ? v0 : m0;
-    m1 = v1 < m1 ? v1 : m1;
-    m2 = v2 < m2 ? v2 : m2;
-    m3 = v3 < m3 ? v3 : m3;
-  }
-  float level = fold(m0, m1, m2, m3);
-  for (size_t remaining = kth;;) {
-    if (!(level < inf)) return inf;
-    const Float4 target = {level, level, level, level};
-    Int4 copies = {0, 0, 0, 0};
-    m0 = m1 = m2 = m3 = infinities;
-    // Per lane: −1 where it holds the level (counted), and the smallest value above it.
-    const auto visit = [&](const Float4 x, Float4& next) {
-      copies -= x == target;
-      next = (x > target) & (x < next) ? x : next;
-    };
-    for (size_t b = 0; b < blocks; ++b) {
-      visit(load4(v + b * 16), m0);
-      visit(load4(v + b * 16 + 4), m1);
-      visit(load4(v + b * 16 + 8), m2);
-      visit(load4(v + b * 16 + 12), m3);
-    }
-    const size_t count = size_t(copies[0] + copies[1] + copies[2] + copies[3]);
-    if (count >= remaining) return level;
-    remaining -= count;
-    level = fold(m0, m1, m2, m3);
-  }
+  return filled == kth ? scratch[kth - 1] : inf;
 }
 
 }  // namespace

@@ -87,6 +87,12 @@ struct Kernels {
   // out[16c … 16c + 15] (+infinity when all are NaN), which the beam's selection bounds itself with.
   void (*beam_scores)(const float* dots, const float* const* rows, size_t nrows, const float* norms, size_t k,
                       float* out, float* minima);
+  // The kth smallest (kth ≥ 1, repeats counted) of the values below +infinity in values[0 … n) — NaNs and
+  // +infinity do not count — or +infinity when fewer than kth are: the bound of the beam search's selection
+  // (rq.cpp). Level by level: from the smallest value, each pass counts the copies of the current level and
+  // finds the next larger value, with no data-dependent branch but the loop's end; up to kth passes over the n
+  // values. An exact order statistic, so every level gives the same value.
+  float (*kth_smallest)(const float* values, size_t n, size_t kth);
 };
 
 // Largest query group l2sqr_queries / dot_queries take.

@@ -229,6 +229,36 @@ TEST_CASE("rq: beam_scores gives the scalar values and chunk minima bit for bit 
   }
 }
 
+TEST_CASE("rq: kth_smallest is the order statistic of the values below +infinity at every SIMD level") {
+  // Ties (few distinct values), NaNs, ±infinity; lengths around the 4-, 8-, 16- and 32-lane blocks and their
+  // tails; kth past the number of values that count (+infinity).
+  Rng rng(13);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  size_t checked = 0;
+  for (size_t n : {1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 96, 100, 257}) {
+    for (int trial = 0; trial < 8; ++trial) {
+      std::vector<float> values(n);
+      for (float& v : values) v = trial % 2 ? float(rng.next() % 4) : float(rng.next() % 1000) * 0.5f - 250.0f;
+      if (trial % 4 >= 2)
+        for (size_t i = trial % 3; i < n; i += 4 + trial) values[i] = (i / 4) % 3 == 0 ? nan : (i / 4) % 3 == 1 ? inf : -inf;
+      std::vector<float> counted;
+      for (float v : values)
+        if (v < inf) counted.push_back(v);
+      std::sort(counted.begin(), counted.end());
+      for (size_t kth : {size_t(1), size_t(2), size_t(5), size_t(16), n, n + 3}) {
+        const float want = kth <= counted.size() ? counted[kth - 1] : inf;
+        for (SimdLevel level : supported_simd_levels()) {
+          const float got = kernels_for(level).kth_smallest(values.data(), n, kth);
+          CHECK_MSG(got == want, simd_level_name(level) << " n=" << n << " kth=" << kth << " trial " << trial << ": "
+                                                        << got << " instead of " << want);
+          ++checked;
+        }
+      }
+    }
+  }
+  CHECK(checked >= 16 * 8 * 6);
+}
+
 TEST_CASE("rq: cross-table steps choose the same codes as direct residual scoring") {
   const size_t d = 20, n = 400, L = 5;
   const auto x = mixture(n, d, 31);
