@@ -24,6 +24,16 @@ inline void beam_scores_range(const float* dots, const float* const* rows, size_
   }
 }
 
+// The one-value-at-a-time part of a kth_smallest pass, over values[first … n) (the kernels' tails): adds the
+// copies of level to count and lowers next to the smallest value above level. NaNs fail both compares.
+inline void kth_smallest_tail(const float* values, size_t first, size_t n, float level, size_t& count, float& next) {
+  for (size_t i = first; i < n; ++i) {
+    const float x = values[i];
+    count += x == level;
+    next = x > level && x < next ? x : next;
+  }
+}
+
 // kth_smallest (simd.h) with four-float vectors of the compiler's vector extension (SSE on x86-64, NEON on
 // AArch64) and four independent accumulators, so that the passes are not one chain of dependent minima; the
 // tail one value at a time. NaNs fail every compare used here, so they are never counted nor taken as a level.
@@ -74,11 +84,7 @@ inline float kth_smallest_lanes4(const float* values, size_t n, size_t kth) {
     }
     size_t count = size_t(copies[0] + copies[1] + copies[2] + copies[3]);
     float next = fold(m0, m1, m2, m3);
-    for (size_t i = body; i < n; ++i) {
-      const float x = values[i];
-      count += x == level;
-      next = x > level && x < next ? x : next;
-    }
+    kth_smallest_tail(values, body, n, level, count, next);
     if (count >= remaining) return level;
     remaining -= count;
     level = next;

@@ -1138,11 +1138,7 @@ QV_AVX2 float kth_smallest_avx2(const float* values, size_t n, size_t kth) {
       m1 = _mm256_blendv_ps(m1, _mm256_min_ps(v1, m1), _mm256_cmp_ps(v1, target, _CMP_GT_OQ));
     }
     float next = hmin256(_mm256_min_ps(m0, m1));
-    for (size_t i = body; i < n; ++i) {
-      const float x = values[i];
-      count += x == level;
-      next = x > level && x < next ? x : next;
-    }
+    kth_smallest_tail(values, body, n, level, count, next);
     if (count >= remaining) return level;
     remaining -= count;
     level = next;
