@@ -75,6 +75,34 @@ function recallAt10(truth: Int32Array[], found: Int32Array[]): number {
   return hits / (10 * truth.length);
 }
 
+/** The vectors and exact neighbours a test measures codecs on. */
+interface Setting {
+  base: Float32Array;
+  dim: number;
+  trainCount: number;
+  queries: Float32Array;
+  truth: Int32Array[];
+}
+
+/**
+ * Trains `spec` on the first trainCount base rows (seed SEED, 6 Lloyd iterations), encodes and decodes the whole
+ * base, and checks the round trip: decoding twice gives the same vectors and re-encoding the first 256 rows the
+ * same codes (and the code size, when given). Returns the MSE and the 10-recall@10 of an exact search over the
+ * reconstructions.
+ */
+async function measureCodec(t: Tap.Test, setting: Setting, spec: string, codeSize?: number) {
+  const { base, dim, trainCount, queries, truth } = setting;
+  const codec = await Codec.train(spec, base.subarray(0, trainCount * dim), { dim, seed: SEED, iterations: 6 });
+  if (codeSize !== undefined) t.equal(codec.codeSize, codeSize, `${spec}: ${codeSize} bytes a code`);
+  const codes = await codec.encodeAsync(base);
+  const decoded = await codec.decodeAsync(codes);
+  t.ok(sameBytes(await codec.decodeAsync(codes), decoded), `${spec}: decode is deterministic`);
+  t.ok(sameBytes(await codec.encodeAsync(base.subarray(0, 256 * dim)), codes.subarray(0, 256 * codec.codeSize)), `${spec}: encode is deterministic`);
+  const result = { mse: meanSquaredError(base, decoded, dim), recall: recallAt10(truth, exactNeighbours(decoded, queries, dim, 10)) };
+  t.comment(`${spec}: ${codec.codeSize} B, MSE ${result.mse.toFixed(0)}, 10-recall@10 ${result.recall.toFixed(3)}`);
+  return result;
+}
+
 const present = ['train-images-idx3-ubyte.gz', 't10k-images-idx3-ubyte.gz'].every((f) => fs.existsSync(path.join(IMAGES, f)));
 
 t.test('Fashion-MNIST, 64 bits: RQ beats PQ, beam lowers the error, codes round-trip', { skip: present ? false : `${IMAGES} holds no Fashion-MNIST images (apt-get install -y dataset-fashion-mnist)` }, async (t) => {
@@ -83,18 +111,7 @@ t.test('Fashion-MNIST, 64 bits: RQ beats PQ, beam lowers the error, codes round-
   t.equal(dim, 784);
   const truth = exactNeighbours(base, queries, dim, 10);
 
-  const measure = async (spec: string) => {
-    const codec = await Codec.train(spec, base.subarray(0, TRAIN * dim), { dim, seed: SEED, iterations: 6 });
-    const codes = await codec.encodeAsync(base);
-    const decoded = await codec.decodeAsync(codes);
-    // Round trip: decoding is deterministic and re-encoding the same vectors gives the same codes.
-    t.ok(sameBytes(await codec.decodeAsync(codes), decoded), `${spec}: decode is deterministic`);
-    t.ok(sameBytes(await codec.encodeAsync(base.subarray(0, 256 * dim)), codes.subarray(0, 256 * codec.codeSize)), `${spec}: encode is deterministic`);
-    const found = exactNeighbours(decoded, queries, dim, 10);
-    const result = { mse: meanSquaredError(base, decoded, dim), recall: recallAt10(truth, found) };
-    t.comment(`${spec}: ${codec.codeSize} B, MSE ${result.mse.toFixed(0)}, 10-recall@10 ${result.recall.toFixed(3)}`);
-    return result;
-  };
+  const measure = (spec: string) => measureCodec(t, { base, dim, trainCount: TRAIN, queries, truth }, spec);
 
   // Measured (seed 1234, 6 Lloyd iterations, AVX-512): PQ8x8 MSE 689 642 / 10-recall@10 0.574; RQ8x8 greedy
   // 622 457 / 0.642; the same codebooks with a beam of 4: 611 041 / 0.613. The beam lowers the error (−1.8 %) but
@@ -123,15 +140,7 @@ t.test('Fashion-MNIST, 64 bits: TRQ with subspace transforms beats RQ on half-un
   const { data: base, dim } = readIdx(path.join(IMAGES, 'train-images-idx3-ubyte.gz'), count);
   const { data: queries } = readIdx(path.join(IMAGES, 't10k-images-idx3-ubyte.gz'), QUERIES);
   const truth = exactNeighbours(base, queries, dim, 10);
-  const measure = async (spec: string) => {
-    const codec = await Codec.train(spec, base.subarray(0, trainCount * dim), { dim, seed: SEED, iterations: 6 });
-    const codes = await codec.encodeAsync(base);
-    const decoded = await codec.decodeAsync(codes);
-    t.ok(sameBytes(await codec.encodeAsync(base.subarray(0, 256 * dim)), codes.subarray(0, 256 * codec.codeSize)), `${spec}: encode is deterministic`);
-    const result = { mse: meanSquaredError(base, decoded, dim), recall: recallAt10(truth, exactNeighbours(decoded, queries, dim, 10)) };
-    t.comment(`${spec}: ${codec.codeSize} B, MSE ${result.mse.toFixed(0)}, 10-recall@10 ${result.recall.toFixed(3)}`);
-    return result;
-  };
+  const measure = (spec: string) => measureCodec(t, { base, dim, trainCount, queries, truth }, spec);
   // Measured (seed 1234, 6 Lloyd iterations, AVX-512): PQ8x8 702 775 / 0.539; greedy RQ8x8 with pd=10
   // 583 437 / 0.625; TRQ8x8 (same first level and stages, greedy, sub=64) 575 941 / 0.651. With every transform
   // held at the identity (reg=1e6) TRQ gives 583 715: the gain is the transforms'.
@@ -159,17 +168,7 @@ t.test('Fashion-MNIST, 128 bits: SPLIT products (RQ halves as PRQ, PCA+TRQ halve
   const { data: base, dim } = readIdx(path.join(IMAGES, 'train-images-idx3-ubyte.gz'), count);
   const { data: queries } = readIdx(path.join(IMAGES, 't10k-images-idx3-ubyte.gz'), QUERIES);
   const truth = exactNeighbours(base, queries, dim, 10);
-  const measure = async (spec: string, codeSize: number) => {
-    const codec = await Codec.train(spec, base.subarray(0, trainCount * dim), { dim, seed: SEED, iterations: 6 });
-    t.equal(codec.codeSize, codeSize, `${spec}: ${codeSize} bytes a code`);
-    const codes = await codec.encodeAsync(base);
-    const decoded = await codec.decodeAsync(codes);
-    t.ok(sameBytes(await codec.encodeAsync(base.subarray(0, 256 * dim)), codes.subarray(0, 256 * codec.codeSize)), `${spec}: encode is deterministic`);
-    t.ok(sameBytes(await codec.decodeAsync(codes), decoded), `${spec}: decode is deterministic`);
-    const result = { mse: meanSquaredError(base, decoded, dim), recall: recallAt10(truth, exactNeighbours(decoded, queries, dim, 10)) };
-    t.comment(`${spec}: ${codec.codeSize} B, MSE ${result.mse.toFixed(0)}, 10-recall@10 ${result.recall.toFixed(3)}`);
-    return result;
-  };
+  const measure = (spec: string, codeSize: number) => measureCodec(t, { base, dim, trainCount, queries, truth }, spec, codeSize);
   // Measured (seed 1234, 6 Lloyd iterations, AVX-512): PQ16x8 579 030 / 0.614; PRQ2x8x8 greedy 420 192 / 0.737;
   // SPLIT2,RQ8x8 greedy (the same model: an RQ8x8 per image half, 8 codes + a float32 norm each) 421 296 / 0.722;
   // SPLIT2,PCA128,TRQ8x8 with beam 4 405 266 / 0.746. At this size a product does not beat one RQ16x8 over the
