@@ -84,6 +84,13 @@ interface Setting {
   truth: Int32Array[];
 }
 
+/** The first `count` training images as base (codecs train on the first trainCount), the first QUERIES test images. */
+function loadSetting(count: number, trainCount: number): Setting {
+  const { data: base, dim } = readIdx(path.join(IMAGES, 'train-images-idx3-ubyte.gz'), count);
+  const { data: queries } = readIdx(path.join(IMAGES, 't10k-images-idx3-ubyte.gz'), QUERIES);
+  return { base, dim, trainCount, queries, truth: exactNeighbours(base, queries, dim, 10) };
+}
+
 /**
  * Trains `spec` on the first trainCount base rows (seed SEED, 6 Lloyd iterations), encodes and decodes the whole
  * base, and checks the round trip: decoding twice gives the same vectors and re-encoding the first 256 rows the
@@ -106,12 +113,9 @@ async function measureCodec(t: Tap.Test, setting: Setting, spec: string, codeSiz
 const present = ['train-images-idx3-ubyte.gz', 't10k-images-idx3-ubyte.gz'].every((f) => fs.existsSync(path.join(IMAGES, f)));
 
 t.test('Fashion-MNIST, 64 bits: RQ beats PQ, beam lowers the error, codes round-trip', { skip: present ? false : `${IMAGES} holds no Fashion-MNIST images (apt-get install -y dataset-fashion-mnist)` }, async (t) => {
-  const { data: base, dim } = readIdx(path.join(IMAGES, 'train-images-idx3-ubyte.gz'), BASE);
-  const { data: queries } = readIdx(path.join(IMAGES, 't10k-images-idx3-ubyte.gz'), QUERIES);
-  t.equal(dim, 784);
-  const truth = exactNeighbours(base, queries, dim, 10);
-
-  const measure = (spec: string) => measureCodec(t, { base, dim, trainCount: TRAIN, queries, truth }, spec);
+  const setting = loadSetting(BASE, TRAIN);
+  t.equal(setting.dim, 784);
+  const measure = (spec: string) => measureCodec(t, setting, spec);
 
   // Measured (seed 1234, 6 Lloyd iterations, AVX-512): PQ8x8 MSE 689 642 / 10-recall@10 0.574; RQ8x8 greedy
   // 622 457 / 0.642; the same codebooks with a beam of 4: 611 041 / 0.613. The beam lowers the error (−1.8 %) but
@@ -135,12 +139,8 @@ t.test('Fashion-MNIST, 64 bits: RQ beats PQ, beam lowers the error, codes round-
 });
 
 t.test('Fashion-MNIST, 64 bits: TRQ with subspace transforms beats RQ on half-unseen vectors', { skip: present ? false : `${IMAGES} holds no Fashion-MNIST images (apt-get install -y dataset-fashion-mnist)` }, async (t) => {
-  const count = 2 * BASE;
-  const trainCount = 2 * TRAIN;
-  const { data: base, dim } = readIdx(path.join(IMAGES, 'train-images-idx3-ubyte.gz'), count);
-  const { data: queries } = readIdx(path.join(IMAGES, 't10k-images-idx3-ubyte.gz'), QUERIES);
-  const truth = exactNeighbours(base, queries, dim, 10);
-  const measure = (spec: string) => measureCodec(t, { base, dim, trainCount, queries, truth }, spec);
+  const setting = loadSetting(2 * BASE, 2 * TRAIN);
+  const measure = (spec: string) => measureCodec(t, setting, spec);
   // Measured (seed 1234, 6 Lloyd iterations, AVX-512): PQ8x8 702 775 / 0.539; greedy RQ8x8 with pd=10
   // 583 437 / 0.625; TRQ8x8 (same first level and stages, greedy, sub=64) 575 941 / 0.651. With every transform
   // held at the identity (reg=1e6) TRQ gives 583 715: the gain is the transforms'.
@@ -163,12 +163,8 @@ t.test('Fashion-MNIST, 64 bits: TRQ with subspace transforms beats RQ on half-un
 t.test('Fashion-MNIST, 128 bits: SPLIT products (RQ halves as PRQ, PCA+TRQ halves) on half-unseen vectors', { skip: present ? false : `${IMAGES} holds no Fashion-MNIST images (apt-get install -y dataset-fashion-mnist)` }, async (t) => {
   // The full-size claims (SPLIT2,PCA128,TRQ8x8 against faiss's PRQ2x8x8 over 60 000 images) are
   // bench/results/accuracy-fashion-mnist/split/; here, CI-sized, the same setting as the TRQ test above.
-  const count = 2 * BASE;
-  const trainCount = 2 * TRAIN;
-  const { data: base, dim } = readIdx(path.join(IMAGES, 'train-images-idx3-ubyte.gz'), count);
-  const { data: queries } = readIdx(path.join(IMAGES, 't10k-images-idx3-ubyte.gz'), QUERIES);
-  const truth = exactNeighbours(base, queries, dim, 10);
-  const measure = (spec: string, codeSize: number) => measureCodec(t, { base, dim, trainCount, queries, truth }, spec, codeSize);
+  const setting = loadSetting(2 * BASE, 2 * TRAIN);
+  const measure = (spec: string, codeSize: number) => measureCodec(t, setting, spec, codeSize);
   // Measured (seed 1234, 6 Lloyd iterations, AVX-512): PQ16x8 579 030 / 0.614; PRQ2x8x8 greedy 420 192 / 0.737;
   // SPLIT2,RQ8x8 greedy (the same model: an RQ8x8 per image half, 8 codes + a float32 norm each) 421 296 / 0.722;
   // SPLIT2,PCA128,TRQ8x8 with beam 4 405 266 / 0.746. At this size a product does not beat one RQ16x8 over the
