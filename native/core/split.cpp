@@ -84,6 +84,11 @@ void SplitQuantizer::gather(size_t p, size_t count, const float* x, float* rows)
   for (size_t i = 0; i < count; ++i) std::memcpy(rows + i * dp, x + i * d + off, dp * sizeof(float));
 }
 
+void SplitQuantizer::scatter(size_t p, size_t count, const float* rows, float* x) const {
+  const size_t d = dim(), dp = part_dim(p), off = offsets_[p];
+  for (size_t i = 0; i < count; ++i) std::memcpy(x + i * d + off, rows + i * dp, dp * sizeof(float));
+}
+
 void SplitQuantizer::gather_codes(size_t p, size_t count, const uint8_t* codes, uint8_t* part_codes) const {
   const size_t cs = code_size(), pcs = part_code_size_;
   for (size_t i = 0; i < count; ++i) std::memcpy(part_codes + i * pcs, codes + i * cs + part_code_offset(p), pcs);
@@ -142,10 +147,9 @@ void SplitQuantizer::decode(size_t n, const uint8_t* codes, float* x, int thread
     part_codes.resize(count * pcs);
     for (size_t p = 0; p < parts_.size(); ++p) {
       gather_codes(p, count, codes + first * cs, part_codes.data());
-      const size_t dp = part_dim(p), off = offsets_[p];
-      rows.resize(count * dp);
+      rows.resize(count * part_dim(p));
       parts_[p]->decode(count, part_codes.data(), rows.data(), threads);
-      for (size_t i = 0; i < count; ++i) std::memcpy(x + (first + i) * d + off, &rows[i * dp], dp * sizeof(float));
+      scatter(p, count, rows.data(), x + first * d);
     }
   });
 }

@@ -59,8 +59,9 @@ class SplitQuantizer : public Quantizer {
   // Calls body(first, count) for consecutive row ranges of at most kChunk rows (bounds the part copies).
   template <typename F>
   void in_chunks(size_t n, F&& body) const;
-  // rows (count × part_dim(p)) = the part-p columns of x (count × dim).
+  // rows (count × part_dim(p)) = the part-p columns of x (count × dim), and the reverse.
   void gather(size_t p, size_t count, const float* x, float* rows) const;
+  void scatter(size_t p, size_t count, const float* rows, float* x) const;
 
   std::vector<std::unique_ptr<Quantizer>> parts_;
   std::vector<size_t> offsets_;
