@@ -154,16 +154,6 @@ void RQBeamSearch::select(size_t width, bool minima_ready) {
     heap_.push_back(Candidate{best_dist, uint32_t(best / k), uint32_t(best % k)});
     return;
   }
-  const auto offer = [&](float dist, size_t e, size_t j) {
-    if (heap_.size() < keep) {
-      heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
-      std::push_heap(heap_.begin(), heap_.end(), better);
-    } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
-      std::pop_heap(heap_.begin(), heap_.end(), better);
-      heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
-      std::push_heap(heap_.begin(), heap_.end(), better);
-    }
-  };
   const size_t chunks_per_entry = k % 16 == 0 ? k / 16 : 0, chunks = count_ * chunks_per_entry;
   if (chunks >= keep) {
     // A bound first: the minimum of each chunk of sixteen candidates is a candidate, so `keep` chunk minima at
@@ -215,7 +205,17 @@ void RQBeamSearch::select(size_t width, bool minima_ready) {
   // Few candidates (K < 16, fewer chunks than the beam, or too few finite distances for a bound): every one
   // goes through the heap.
   for (size_t e = 0; e < count_; ++e)
-    for (size_t j = 0; j < k; ++j) offer(dists_[e] + scores_[e * k + j], e, j);
+    for (size_t j = 0; j < k; ++j) {
+      const float dist = dists_[e] + scores_[e * k + j];
+      if (heap_.size() < keep) {
+        heap_.push_back(Candidate{dist, uint32_t(e), uint32_t(j)});
+        std::push_heap(heap_.begin(), heap_.end(), better);
+      } else if (dist < heap_.front().dist) {  // equal distance: the earlier candidate stays
+        std::pop_heap(heap_.begin(), heap_.end(), better);
+        heap_.back() = Candidate{dist, uint32_t(e), uint32_t(j)};
+        std::push_heap(heap_.begin(), heap_.end(), better);
+      }
+    }
   std::sort_heap(heap_.begin(), heap_.end(), better);
 }
 
