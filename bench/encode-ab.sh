@@ -21,7 +21,8 @@ fi
 mkdir -p "$work"
 [ -f "$work/train-images-idx3-ubyte" ] || zcat "$images" > "$work/train-images-idx3-ubyte"
 objects=()
-for rev in "$1" "$2"; do
+revs=("$1" "$2")
+for rev in "${revs[@]}"; do
   sha=$(git -C "$root" rev-parse --short "$rev^{commit}")
   src="$work/src-$sha" build="$work/build-$sha"
   if [ ! -f "$work/$sha.so" ]; then
@@ -37,4 +38,7 @@ for rev in "$1" "$2"; do
 done
 g++ -O2 -std=c++17 "$root/bench/cpp/encode_ab.cpp" -ldl -o "$work/encode_ab"
 shift 2
+model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || true)
+echo "Machine: ${model:-unknown CPU}, $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo ?), $(date -u +%Y-%m-%dT%H:%M:%SZ); revisions ${revs[0]} and ${revs[1]}."
+echo
 "$work/encode_ab" "${objects[0]}" "${objects[1]}" "$work/train-images-idx3-ubyte" "$@"
